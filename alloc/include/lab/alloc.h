@@ -1,0 +1,319 @@
+/* lab/alloc.h - leaklab's instrumented heap.
+ *
+ * Every allocation records its call site (file, line, function, optional
+ * name). The heap accounts for every byte by site and by request scope,
+ * and catches double frees, invalid frees, overflows and writes after free
+ * without taking the process down: the bad operation is skipped, counted
+ * and reported to an event callback.
+ *
+ * Two backends share this API and its accounting: "lab" (the heap's own
+ * segments carved from mmap, with per-thread caches and every detector on)
+ * and "libc" (over malloc/free, for comparison; its detection is best
+ * effort, see lab_init()).
+ *
+ * The library knows nothing about HTTP. It depends on libc only.
+ */
+#ifndef LAB_ALLOC_H
+#define LAB_ALLOC_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Errors: 0 is success, named negative codes, errno-compatible. ---- */
+
+#define LAB_ERRNO_MAP(X)                                                     \
+  X(ENOMEM, -ENOMEM, "out of memory")                                        \
+  X(EINVAL, -EINVAL, "invalid argument")                                     \
+  X(EBUSY, -EBUSY, "heap already initialised with other settings")          \
+  X(ENOSPC, -ENOSPC, "too many call sites or scopes")                        \
+  X(EOVERFLOW, -EOVERFLOW, "size computation overflows")
+
+typedef enum lab_err {
+  LAB_OK = 0,
+#define LAB__ERR_ENUM(name, value, msg) LAB_##name = (value),
+  LAB_ERRNO_MAP(LAB__ERR_ENUM)
+#undef LAB__ERR_ENUM
+} lab_err_t;
+
+/* Human-readable message for a lab_err_t (or "unknown error"). */
+const char *lab_strerror(int err);
+
+/* ---- What the heap can catch. ---- */
+
+#define LAB_FAULT_MAP(X)                                                     \
+  X(double_free, "double free: the block was already freed")               \
+  X(invalid_free, "invalid free: not a pointer this heap returned")        \
+  X(overflow, "overflow: guard bytes around the block were overwritten")   \
+  X(use_after_free, "write after free: a freed block was modified")
+
+typedef enum lab_fault {
+#define LAB__FAULT_ENUM(name, desc) LAB_FAULT_##name,
+  LAB_FAULT_MAP(LAB__FAULT_ENUM)
+#undef LAB__FAULT_ENUM
+  LAB_FAULT_COUNT
+} lab_fault_t;
+
+/* Short name of a fault kind ("double_free", ...), or "unknown". */
+const char *lab_fault_name(lab_fault_t kind);
+/* One-sentence description of a fault kind. */
+const char *lab_fault_desc(lab_fault_t kind);
+
+/* Fill patterns: fresh blocks from lab_malloc (not calloc) hold
+ * LAB_FILL_ALLOC in every byte; freed blocks in quarantine hold LAB_FILL_FREE. */
+#define LAB_FILL_ALLOC 0xA5
+#define LAB_FILL_FREE 0xDD
+
+/* ---- Call sites. ---- */
+
+/* A place in the source that allocates or frees. One static instance per
+ * call site, made by the LAB_SITE() macro; registered on first use. */
+typedef struct lab_site {
+  const char *file;   /* __FILE__ */
+  const char *func;   /* __func__ */
+  const char *name;   /* optional label, e.g. "session-cache", or NULL */
+  int line;           /* __LINE__ */
+  uint32_t id;        /* assigned on first use; 0 until then (internal) */
+} lab_site_t;
+
+/* A pointer to this call site's static lab_site_t, optionally named. */
+#define LAB_SITE(name_)                                                      \
+  (__extension__({                                                           \
+    static lab_site_t lab__site_ = {__FILE__, __func__, (name_), __LINE__,   \
+                                    0};                                      \
+    &lab__site_;                                                             \
+  }))
+
+/* ---- Configuration and life cycle. ---- */
+
+typedef enum lab_backend {
+  LAB_BACKEND_LAB = 0, /* the instrumented heap (default) */
+  LAB_BACKEND_LIBC = 1 /* malloc/free with the same accounting */
+} lab_backend_t;
+
+typedef struct lab_config {
+  lab_backend_t backend;     /* which heap serves allocations */
+  size_t quarantine_bytes;   /* per thread; 0 = default (1 MiB) */
+  size_t quarantine_blocks;  /* per thread; 0 = default (512) */
+  size_t fill_limit;         /* bytes at the start of each block that are
+                                pattern-filled, poisoned on free and checked
+                                in quarantine; 0 = the whole block */
+} lab_config_t;
+
+/* Choose the backend and limits before the first allocation. Optional: the
+ * first allocation initialises with defaults. Returns LAB_EBUSY if the heap
+ * already runs with a different backend, LAB_EINVAL on a bad config. The
+ * libc backend detects bad frees only from the block header (best effort:
+ * it reads memory libc may have reused). */
+int lab_init(const lab_config_t *cfg);
+
+/* The backend in use, as "lab" or "libc". */
+const char *lab_backend_name(void);
+
+/* Parse "lab" or "libc"; returns LAB_EINVAL for anything else. */
+int lab_backend_parse(const char *s, lab_backend_t *out);
+
+/* ---- Allocation: the never-NULL family (calls the OOM handler). ---- */
+
+#define lab_malloc(n) lab_malloc_at((n), LAB_SITE(NULL))
+#define lab_calloc(c, n) lab_calloc_at((c), (n), LAB_SITE(NULL))
+#define lab_realloc(p, n) lab_realloc_at((p), (n), LAB_SITE(NULL))
+#define lab_strdup(s) lab_strdup_at((s), LAB_SITE(NULL))
+#define lab_free(p) lab_free_at((p), LAB_SITE(NULL))
+/* Named variants: the name labels the site in reports. */
+#define lab_malloc_named(n, name) lab_malloc_at((n), LAB_SITE(name))
+#define lab_calloc_named(c, n, name) lab_calloc_at((c), (n), LAB_SITE(name))
+#define lab_strdup_named(s, name) lab_strdup_at((s), LAB_SITE(name))
+
+/* ---- The try family: returns NULL on failure, never calls the handler. ---- */
+
+#define lab_try_malloc(n) lab_try_malloc_at((n), LAB_SITE(NULL))
+#define lab_try_calloc(c, n) lab_try_calloc_at((c), (n), LAB_SITE(NULL))
+#define lab_try_realloc(p, n) lab_try_realloc_at((p), (n), LAB_SITE(NULL))
+#define lab_try_strdup(s) lab_try_strdup_at((s), LAB_SITE(NULL))
+
+/* Allocate n bytes (n == 0 gives a unique minimal block), filled with
+ * LAB_FILL_ALLOC; never NULL: calls the OOM handler on failure. */
+void *lab_malloc_at(size_t n, const lab_site_t *site);
+/* Allocate count*size zeroed bytes; the product is overflow-checked. */
+void *lab_calloc_at(size_t count, size_t size, const lab_site_t *site);
+/* C's realloc: p == NULL is malloc; n == 0 frees p and returns NULL; the
+ * lab backend always moves the block so stale pointers are caught. */
+void *lab_realloc_at(void *p, size_t n, const lab_site_t *site);
+/* Copy of a NUL-terminated string. */
+char *lab_strdup_at(const char *s, const lab_site_t *site);
+/* Free p (NULL is a no-op). A bad pointer is reported, not freed. */
+void lab_free_at(void *p, const lab_site_t *site);
+
+/* As above, but return NULL (errno ENOMEM or EOVERFLOW) on failure. */
+void *lab_try_malloc_at(size_t n, const lab_site_t *site);
+/* Zeroed, overflow-checked; NULL on failure. */
+void *lab_try_calloc_at(size_t count, size_t size, const lab_site_t *site);
+/* NULL on failure, and p is left untouched and still owned by the caller. */
+void *lab_try_realloc_at(void *p, size_t n, const lab_site_t *site);
+/* NULL on failure. */
+char *lab_try_strdup_at(const char *s, const lab_site_t *site);
+
+/* Requested size of a live block from this heap, or 0 if p is not one. */
+size_t lab_usable_size(const void *p);
+
+/* Called when the never-NULL family cannot allocate `size` bytes. If it
+ * returns, the allocation is retried once, then the process aborts. */
+typedef void (*lab_oom_handler_t)(size_t size);
+/* Replace the OOM handler (NULL restores the default: print and abort). */
+void lab_set_oom_handler(lab_oom_handler_t fn);
+
+/* ---- Detection events. ---- */
+
+typedef struct lab_event {
+  lab_fault_t kind;              /* what was caught */
+  const lab_site_t *alloc_site;  /* where the block was allocated, or NULL */
+  const lab_site_t *site;        /* where the bad operation was seen */
+  const lab_site_t *free_site;   /* where the block was freed, or NULL */
+  const void *ptr;               /* the pointer involved */
+  size_t size;                   /* requested size of the block, or 0 */
+  long offset;                   /* overflow/write-after-free: first bad
+                                    byte relative to the block start */
+} lab_event_t;
+
+/* Called synchronously on the detecting thread; it must not free
+ * ev->ptr. It may allocate. */
+typedef void (*lab_event_fn)(const lab_event_t *ev, void *ctx);
+/* Subscribe one callback to detection events (NULL unsubscribes). */
+void lab_set_event_callback(lab_event_fn fn, void *ctx);
+
+/* Check every block the heap can see safely: the calling thread's heap,
+ * the heaps of exited threads and all large blocks (guards of live blocks,
+ * poison of quarantined ones). Blocks owned by other running threads are
+ * checked when they are freed. Reports each finding as an event and
+ * returns how many were found. */
+size_t lab_check(void);
+
+/* ---- Accounting. ---- */
+
+/* Every heap-wide statistic, declared once: X(name, help). */
+#define LAB_STAT_FIELDS(X)                                                   \
+  X(live_bytes, "bytes requested and not yet freed")                        \
+  X(live_blocks, "blocks allocated and not yet freed")                      \
+  X(peak_live_bytes, "highest live_bytes seen")                             \
+  X(mapped_bytes, "bytes taken from the OS and not given back")             \
+  X(overhead_bytes, "metadata: block headers, guards, heap structures")     \
+  X(total_allocs, "allocations since start")                                \
+  X(total_frees, "frees since start")                                       \
+  X(reclaimed_bytes, "bytes freed by closing scopes with reclaim")          \
+  X(reclaimed_blocks, "blocks freed by closing scopes with reclaim")        \
+  X(quarantine_bytes, "freed bytes held in quarantine")                     \
+  X(os_maps, "mappings requested from the OS since start")                 \
+  X(heaps, "thread heaps made; a new thread reuses an exited one's")
+
+typedef struct lab_stats {
+#define LAB__STAT_FIELD(name, help) uint64_t name;
+  LAB_STAT_FIELDS(LAB__STAT_FIELD)
+#undef LAB__STAT_FIELD
+  uint64_t errors[LAB_FAULT_COUNT]; /* caught faults by kind */
+} lab_stats_t;
+
+/* Heap-wide snapshot; cost depends on threads and sites, not on blocks. */
+void lab_stats(lab_stats_t *out);
+
+/* Per call site: X(name, help), all counters. */
+#define LAB_SITE_STAT_FIELDS(X)                                              \
+  X(live_bytes, "bytes allocated here and still live")                      \
+  X(live_blocks, "blocks allocated here and still live")                    \
+  X(total_allocs, "allocations made here since start")                      \
+  X(total_bytes, "bytes allocated here since start")
+
+typedef struct lab_site_stats {
+  const lab_site_t *site; /* the call site */
+#define LAB__STAT_FIELD(name, help) uint64_t name;
+  LAB_SITE_STAT_FIELDS(LAB__STAT_FIELD)
+#undef LAB__STAT_FIELD
+  uint64_t errors[LAB_FAULT_COUNT]; /* faults charged to this site */
+} lab_site_stats_t;
+
+/* Fill out[0..max) with every registered site's counters (in registration
+ * order) and return the number of sites registered, which may exceed max. */
+size_t lab_site_stats(lab_site_stats_t *out, size_t max);
+
+/* Register a site now (normally done on first use); returns its id (>0)
+ * or LAB_ENOSPC when the site table is full. */
+int lab_site_register(lab_site_t *site);
+
+/* ---- Request scopes. ---- */
+
+typedef struct lab_scope lab_scope_t;
+
+/* Open a scope on the calling thread: every allocation this thread makes
+ * until it is closed is tagged with it. Scopes do not nest: opening one
+ * while another is current replaces it as current. NULL on failure. */
+lab_scope_t *lab_scope_open(const char *label);
+
+/* The calling thread's current scope, or NULL. */
+lab_scope_t *lab_scope_current(void);
+
+/* Make s the calling thread's current scope (NULL: none). */
+void lab_scope_enter(lab_scope_t *s);
+
+/* Live blocks and bytes still tagged with s. */
+void lab_scope_usage(const lab_scope_t *s, size_t *blocks, size_t *bytes);
+
+/* One site's share of what a scope left behind. */
+typedef struct lab_leak {
+  const lab_site_t *site; /* where the blocks were allocated */
+  size_t blocks;          /* how many are still live */
+  size_t bytes;           /* their requested bytes */
+} lab_leak_t;
+
+#define LAB_SCOPE_REPORT_SITES 8
+/* What a scope still held when it closed. */
+typedef struct lab_scope_report {
+  size_t blocks;  /* all live blocks of the scope */
+  size_t bytes;   /* all their bytes */
+  size_t nsites;  /* entries used in sites[] */
+  lab_leak_t sites[LAB_SCOPE_REPORT_SITES]; /* largest sites first */
+} lab_scope_report_t;
+
+#define LAB_SCOPE_RECLAIM 1u /* free what the scope still holds */
+
+/* Close s (it is no longer current anywhere after this). Fills *report (if
+ * not NULL) with what was still live; with LAB_SCOPE_RECLAIM frees it, and
+ * otherwise leaves it live and untagged. */
+void lab_scope_close(lab_scope_t *s, unsigned flags,
+                     lab_scope_report_t *report);
+
+/* Move a live block out of its scope so it outlives the request (e.g. a
+ * cache entry). Returns LAB_EINVAL if p is not a live block of this heap. */
+int lab_detach(void *p);
+
+/* ---- Test hooks. ---- */
+
+/* Make the n-th request to the OS from now on fail (1 = the next one);
+ * 0 disables. For allocation-failure tests. */
+void lab_debug_fail_os_at(uint64_t n);
+/* Requests to the OS failed by injection since start. */
+uint64_t lab_debug_os_failures(void);
+/* Flush the calling thread's quarantine (checking each block), so freed
+ * memory returns to its pages now. */
+void lab_flush_quarantine(void);
+/* Return the calling thread's empty pages and cached segments to the OS. */
+void lab_trim(void);
+
+/* ---- Plain-signature hooks, e.g. for cJSON_InitHooks (see lab/cjson.h). */
+
+/* malloc-compatible; charged to the site named "cjson" unless `site` is
+ * set with lab_hook_site(). */
+void *lab_hook_malloc(size_t n);
+/* free-compatible. */
+void lab_hook_free(void *p);
+/* Charge the calling thread's lab_hook_malloc() calls to `site` (NULL:
+ * back to the default "cjson" site); returns the previous one. */
+const lab_site_t *lab_hook_site(const lab_site_t *site);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LAB_ALLOC_H */

@@ -1,0 +1,519 @@
+/* heap.c - the public allocation API, thread heaps, accounting and
+ * reporting, shared by both backends. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "vg.h"
+
+_Atomic uint64_t lab__mapped_bytes;
+_Atomic uint64_t lab__meta_bytes;
+int lab__vg;
+size_t lab__fill_max = SIZE_MAX;
+lab_config_t lab__cfg;
+
+static pthread_once_t lab__once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t lab__heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t lab__heap_key;
+static int lab__init_err;
+static _Atomic int lab__started;       /* 1 once the backend is fixed */
+static _Atomic(lab__heap_t *) lab__heaps;   /* every heap, newest first */
+static lab__heap_t *lab__abandoned;         /* heaps of exited threads */
+static _Atomic uint64_t lab__peak;
+static __thread lab__heap_t *lab__tls_heap;
+static __thread const lab_site_t *lab__tls_hook_site;
+static _Atomic(lab_event_fn) lab__event_fn;
+static _Atomic(void *) lab__event_ctx;
+static _Atomic(lab_oom_handler_t) lab__oom;
+static _Atomic uint64_t lab__orphan_errors[LAB_FAULT_COUNT];
+
+#define LAB__QUAR_BYTES_DEFAULT ((size_t)1 << 20)
+#define LAB__QUAR_BLOCKS_DEFAULT 512
+#define LAB__MAX_REQUEST ((size_t)PTRDIFF_MAX - 65536)
+
+/* ---- errors and names ---- */
+
+const char *lab_strerror(int err) {
+  switch (err) {
+  case LAB_OK: return "success";
+#define LAB__ERR_MSG(name, value, msg) case LAB_##name: return msg;
+    LAB_ERRNO_MAP(LAB__ERR_MSG)
+#undef LAB__ERR_MSG
+  }
+  return "unknown error";
+}
+
+static const char *const lab__fault_names[] = {
+#define LAB__FAULT_NAME(name, desc) #name,
+    LAB_FAULT_MAP(LAB__FAULT_NAME)
+#undef LAB__FAULT_NAME
+};
+static const char *const lab__fault_descs[] = {
+#define LAB__FAULT_DESC(name, desc) desc,
+    LAB_FAULT_MAP(LAB__FAULT_DESC)
+#undef LAB__FAULT_DESC
+};
+
+const char *lab_fault_name(lab_fault_t k) {
+  return (unsigned)k < LAB_FAULT_COUNT ? lab__fault_names[k] : "unknown";
+}
+const char *lab_fault_desc(lab_fault_t k) {
+  return (unsigned)k < LAB_FAULT_COUNT ? lab__fault_descs[k] : "unknown";
+}
+
+/* ---- fill and guard checks ---- */
+
+long lab__fill_check(const void *p, size_t n, unsigned char fill) {
+  const unsigned char *b = p;
+  uint64_t pat;
+  memset(&pat, fill, sizeof pat);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t w[4];
+    memcpy(w, b + i, sizeof w);
+    if ((w[0] ^ pat) | (w[1] ^ pat) | (w[2] ^ pat) | (w[3] ^ pat)) break;
+  }
+  for (; i < n; i++)
+    if (b[i] != fill) return (long)i;
+  return -1;
+}
+
+long lab__guard_check(const void *user, size_t n) {
+  uint64_t got, want;
+  memcpy(&got, (const char *)user + n, sizeof got);
+  memset(&want, LAB__GUARD_BYTE, sizeof want);
+  if (LAB__LIKELY(got == want)) return -1;
+  return lab__fill_check((const char *)user + n, LAB__GUARD_SIZE,
+                         LAB__GUARD_BYTE);
+}
+
+/* ---- life cycle ---- */
+
+static void lab__heap_abandon(void *arg) {
+  lab__heap_t *h = arg;
+  pthread_mutex_lock(&lab__heaps_lock);
+  h->next_free = lab__abandoned;
+  lab__abandoned = h;
+  pthread_mutex_unlock(&lab__heaps_lock);
+  lab__tls_heap = NULL;
+}
+
+static void lab__global_init(void) {
+  lab__vg = RUNNING_ON_VALGRIND ? 1 : 0;
+  if (lab__cfg.fill_limit) lab__fill_max = lab__cfg.fill_limit;
+  if (pthread_key_create(&lab__heap_key, lab__heap_abandon)) {
+    lab__init_err = LAB_ENOMEM;
+    return;
+  }
+  if (!lab__cfg.quarantine_bytes) lab__cfg.quarantine_bytes = LAB__QUAR_BYTES_DEFAULT;
+  if (!lab__cfg.quarantine_blocks) lab__cfg.quarantine_blocks = LAB__QUAR_BLOCKS_DEFAULT;
+  lab__init_err = lab__seg_global_init();
+}
+
+int lab_init(const lab_config_t *cfg) {
+  lab_config_t c = cfg ? *cfg : (lab_config_t){0};
+  if (c.backend != LAB_BACKEND_LAB && c.backend != LAB_BACKEND_LIBC)
+    return LAB_EINVAL;
+  if (c.quarantine_blocks > ((size_t)1 << 24)) return LAB_EINVAL;
+  pthread_mutex_lock(&lab__heaps_lock);
+  int started = atomic_load(&lab__started);
+  if (!started) {
+    lab__cfg = c;
+    atomic_store(&lab__started, 1);
+  }
+  pthread_mutex_unlock(&lab__heaps_lock);
+  if (started && c.backend != lab__cfg.backend) return LAB_EBUSY;
+  pthread_once(&lab__once, lab__global_init);
+  return lab__init_err;
+}
+
+const char *lab_backend_name(void) {
+  return lab__cfg.backend == LAB_BACKEND_LIBC ? "libc" : "lab";
+}
+
+int lab_backend_parse(const char *s, lab_backend_t *out) {
+  if (!s) return LAB_EINVAL;
+  if (!strcmp(s, "lab")) *out = LAB_BACKEND_LAB;
+  else if (!strcmp(s, "libc")) *out = LAB_BACKEND_LIBC;
+  else return LAB_EINVAL;
+  return LAB_OK;
+}
+
+static size_t lab__heap_bytes(void) {
+  size_t page = lab__os_page();
+  return (sizeof(lab__heap_t) + page - 1) & ~(page - 1);
+}
+
+/* Make (or adopt) the calling thread's heap. */
+static lab__heap_t *lab__heap_make(void) {
+  if (!atomic_load(&lab__started) && lab_init(NULL) != LAB_OK &&
+      !atomic_load(&lab__started))
+    return NULL;
+  pthread_once(&lab__once, lab__global_init);
+  if (lab__init_err) return NULL;
+  pthread_mutex_lock(&lab__heaps_lock);
+  lab__heap_t *h = lab__abandoned;
+  if (h) lab__abandoned = h->next_free;
+  pthread_mutex_unlock(&lab__heaps_lock);
+  if (!h) {
+    size_t sites = sizeof(lab__site_ctr_t) * LAB__MAX_SITES;
+    size_t q = sizeof(lab__hdr_t *) * lab__cfg.quarantine_blocks;
+    h = lab__os_map(lab__heap_bytes());
+    if (!h) return NULL;
+    h->sites = lab__os_map(sites);
+    h->q = lab__os_map(q);
+    if (!h->sites || !h->q) {
+      lab__os_unmap(h->sites, sites);
+      lab__os_unmap(h->q, q);
+      lab__os_unmap(h, lab__heap_bytes());
+      return NULL;
+    }
+    h->qcap = (uint32_t)lab__cfg.quarantine_blocks;
+    h->qmax = lab__cfg.quarantine_bytes;
+    uint64_t meta = lab__heap_bytes() + sites + q;
+    atomic_fetch_add(&lab__meta_bytes, meta);
+    atomic_fetch_add(&lab__mapped_bytes, meta);
+    lab__heap_t *head = atomic_load(&lab__heaps);
+    do h->next_all = head;
+    while (!atomic_compare_exchange_weak(&lab__heaps, &head, h));
+  }
+  h->next_free = NULL;
+  pthread_setspecific(lab__heap_key, h);
+  lab__tls_heap = h;
+  return h;
+}
+
+lab__heap_t *lab__heap_get(void) {
+  lab__heap_t *h = lab__tls_heap;
+  return LAB__LIKELY(h) ? h : lab__heap_make();
+}
+
+/* ---- reporting ---- */
+
+void lab_set_event_callback(lab_event_fn fn, void *ctx) {
+  atomic_store(&lab__event_ctx, ctx);
+  atomic_store(&lab__event_fn, fn);
+}
+
+void lab__report(lab_fault_t kind, uint16_t alloc_site, uint16_t free_site,
+                 size_t size, const void *ptr, const lab_site_t *site,
+                 long offset) {
+  const lab_site_t *as = lab__site_at(alloc_site);
+  const lab_site_t *fs = lab__site_at(free_site);
+  lab__heap_t *h = lab__heap_get();
+  uint16_t charged = as ? alloc_site : lab__site_id(site);
+  if (h) {
+    LAB__BUMP(h->ctr.errors[kind], 1);
+    if (charged) LAB__BUMP(h->sites[charged].errors[kind], 1);
+  } else {
+    atomic_fetch_add(&lab__orphan_errors[kind], 1);
+  }
+  lab_event_fn fn = atomic_load(&lab__event_fn);
+  if (!fn) return;
+  lab_event_t ev = {kind, as, site, fs, ptr, as ? size : 0, offset};
+  fn(&ev, atomic_load(&lab__event_ctx));
+}
+
+/* ---- accounting ---- */
+
+static inline void lab__count_alloc(lab__heap_t *h, uint16_t sid, size_t n) {
+  LAB__BUMP(h->ctr.allocs, 1);
+  LAB__BUMP(h->ctr.alloc_bytes, n);
+  LAB__BUMP(h->sites[sid].allocs, 1);
+  LAB__BUMP(h->sites[sid].alloc_bytes, n);
+  uint64_t net = LAB__READ(h->ctr.alloc_bytes) - LAB__READ(h->ctr.free_bytes);
+  if ((int64_t)net > (int64_t)LAB__READ(h->ctr.peak_net))
+    atomic_store_explicit(&h->ctr.peak_net, net, memory_order_relaxed);
+}
+
+static inline void lab__count_free(lab__heap_t *h, uint16_t sid, size_t n) {
+  LAB__BUMP(h->ctr.frees, 1);
+  LAB__BUMP(h->ctr.free_bytes, n);
+  LAB__BUMP(h->sites[sid].frees, 1);
+  LAB__BUMP(h->sites[sid].free_bytes, n);
+}
+
+static uint64_t lab__live_now(void) {
+  uint64_t a = 0, f = 0;
+  for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
+    a += LAB__READ(h->ctr.alloc_bytes);
+    f += LAB__READ(h->ctr.free_bytes);
+  }
+  return a > f ? a - f : 0;
+}
+
+static void lab__peak_raise(uint64_t v) {
+  uint64_t cur = atomic_load_explicit(&lab__peak, memory_order_relaxed);
+  while (v > cur && !atomic_compare_exchange_weak(&lab__peak, &cur, v)) {
+  }
+}
+
+void lab__peak_note(void) { lab__peak_raise(lab__live_now()); }
+
+void lab_stats(lab_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  uint64_t ab = 0, fb = 0, peak = 0;
+  for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
+    out->total_allocs += LAB__READ(h->ctr.allocs);
+    out->total_frees += LAB__READ(h->ctr.frees);
+    ab += LAB__READ(h->ctr.alloc_bytes);
+    fb += LAB__READ(h->ctr.free_bytes);
+    out->reclaimed_bytes += LAB__READ(h->ctr.reclaimed_bytes);
+    out->reclaimed_blocks += LAB__READ(h->ctr.reclaimed_blocks);
+    out->quarantine_bytes += LAB__READ(h->ctr.quarantine_bytes);
+    uint64_t p = LAB__READ(h->ctr.peak_net);
+    if (p > peak) peak = p;
+    for (int k = 0; k < LAB_FAULT_COUNT; k++)
+      out->errors[k] += LAB__READ(h->ctr.errors[k]);
+  }
+  for (int k = 0; k < LAB_FAULT_COUNT; k++)
+    out->errors[k] += atomic_load(&lab__orphan_errors[k]);
+  out->live_bytes = ab > fb ? ab - fb : 0;
+  out->live_blocks = out->total_allocs > out->total_frees
+                         ? out->total_allocs - out->total_frees
+                         : 0;
+  lab__peak_raise(out->live_bytes > peak ? out->live_bytes : peak);
+  out->peak_live_bytes = atomic_load(&lab__peak);
+  out->os_maps = atomic_load(&lab__os_maps);
+  for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all)
+    out->heaps++;
+  out->overhead_bytes = out->live_blocks * LAB__BLOCK_OVERHEAD +
+                        atomic_load(&lab__meta_bytes) + lab__scope_meta_bytes();
+  if (lab__cfg.backend == LAB_BACKEND_LIBC) {
+    /* libc holds at least our blocks, even where mallinfo2 knows nothing
+     * (under a sanitizer's malloc). */
+    uint64_t floor = out->live_bytes + out->live_blocks * LAB__BLOCK_OVERHEAD;
+    uint64_t m = lab__libc_mapped();
+    out->mapped_bytes = m > floor ? m : floor;
+  } else {
+    out->mapped_bytes = atomic_load(&lab__mapped_bytes);
+  }
+}
+
+size_t lab_site_stats(lab_site_stats_t *out, size_t max) {
+  uint32_t n = lab__site_limit();
+  size_t k = 0;
+  for (uint32_t id = 1; id < n && k < max; id++, k++) {
+    lab_site_stats_t *s = &out[k];
+    memset(s, 0, sizeof *s);
+    s->site = lab__site_at((uint16_t)id);
+    uint64_t a = 0, ab = 0, f = 0, fb = 0;
+    for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
+      lab__site_ctr_t *c = &h->sites[id];
+      a += LAB__READ(c->allocs);
+      ab += LAB__READ(c->alloc_bytes);
+      f += LAB__READ(c->frees);
+      fb += LAB__READ(c->free_bytes);
+      for (int e = 0; e < LAB_FAULT_COUNT; e++)
+        s->errors[e] += LAB__READ(c->errors[e]);
+    }
+    s->total_allocs = a;
+    s->total_bytes = ab;
+    s->live_blocks = a > f ? a - f : 0;
+    s->live_bytes = ab > fb ? ab - fb : 0;
+  }
+  return n - 1;
+}
+
+/* ---- allocation ---- */
+
+static void *lab__alloc(size_t n, const lab_site_t *site, bool zero,
+                        lab_scope_t *scope) {
+  lab__heap_t *h = lab__tls_heap;
+  if (LAB__UNLIKELY(!h) && !(h = lab__heap_make())) goto oom;
+  if (LAB__UNLIKELY(n > LAB__MAX_REQUEST)) goto oom;
+  if (scope && lab__scope_reserve(scope) != LAB_OK) goto oom;
+  lab__hdr_t *b = lab__cfg.backend == LAB_BACKEND_LAB ? lab__seg_alloc(h, n, zero)
+                                                       : lab__libc_alloc(n, zero);
+  if (LAB__UNLIKELY(!b)) goto oom;
+  uint16_t sid = lab__site_id(site);
+  b->size = n < LAB__SIZE_LARGE ? (uint32_t)n : LAB__SIZE_LARGE;
+  b->site = sid;
+  atomic_store_explicit(&b->scope, 0, memory_order_relaxed);
+  b->slot = 0;
+  b->canary = LAB__CANARY_LIVE;
+  void *u = lab__user_of(b);
+  lab__guard_set(u, n);
+  lab__count_alloc(h, sid, n);
+  if (scope) lab__scope_add(scope, b, n);
+  if (lab__vg && lab__cfg.backend == LAB_BACKEND_LAB)
+    VALGRIND_MALLOCLIKE_BLOCK(u, n, 0, zero);
+  return u;
+oom:
+  errno = ENOMEM;
+  return NULL;
+}
+
+void *lab_try_malloc_at(size_t n, const lab_site_t *site) {
+  return lab__alloc(n, site, false, lab__tls_scope);
+}
+
+void *lab_try_calloc_at(size_t count, size_t size, const lab_site_t *site) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return lab__alloc(n, site, true, lab__tls_scope);
+}
+
+char *lab_try_strdup_at(const char *s, const lab_site_t *site) {
+  size_t n = strlen(s) + 1;
+  char *d = lab__alloc(n, site, false, lab__tls_scope);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+lab__hdr_t *lab__validate(const void *p, const lab_site_t *site, bool quiet) {
+  return lab__cfg.backend == LAB_BACKEND_LAB
+             ? lab__seg_validate(p, site, quiet)
+             : lab__libc_validate(p, site, quiet);
+}
+
+size_t lab__size_of(const lab__hdr_t *h) {
+  return lab__cfg.backend == LAB_BACKEND_LAB ? lab__seg_size(h) : h->size;
+}
+
+void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
+  lab__heap_t *h = lab__heap_get();
+  size_t n = lab__size_of(b);
+  if (atomic_load_explicit(&b->scope, memory_order_relaxed))
+    lab__scope_remove(b, n);
+  b->slot = free_site; /* out of any scope now: slot names the freer */
+  if (h) {
+    lab__count_free(h, b->site, n);
+    if (reclaimed) {
+      LAB__BUMP(h->ctr.reclaimed_blocks, 1);
+      LAB__BUMP(h->ctr.reclaimed_bytes, n);
+    }
+  }
+  if (lab__cfg.backend == LAB_BACKEND_LIBC) lab__libc_free(b, n);
+  else if (h) lab__seg_free(h, b, n);
+  /* else no heap could be made for this thread: the block stays live. */
+}
+
+void lab_free_at(void *p, const lab_site_t *site) {
+  if (!p) return;
+  lab__heap_t *h = lab__tls_heap;
+  if (LAB__LIKELY(h) && h->qn == h->qcap) /* the block about to leave */
+    __builtin_prefetch(h->q[h->qhead]);
+  lab__hdr_t *b = lab__validate(p, site, false);
+  if (b) lab__free_hdr(b, lab__site_id(site), false);
+}
+
+void *lab_try_realloc_at(void *p, size_t n, const lab_site_t *site) {
+  if (!p) return lab_try_malloc_at(n, site);
+  if (n == 0) {
+    lab_free_at(p, site);
+    return NULL;
+  }
+  lab__hdr_t *b = lab__validate(p, site, false);
+  if (!b) {
+    errno = EINVAL;
+    return NULL;
+  }
+  uint16_t sid = atomic_load_explicit(&b->scope, memory_order_relaxed);
+  void *q = lab__alloc(n, site, false, sid ? lab__scope_at(sid) : NULL);
+  if (!q) return NULL;
+  size_t old = lab__size_of(b);
+  memcpy(q, p, old < n ? old : n);
+  lab__free_hdr(b, lab__site_id(site), false);
+  return q;
+}
+
+size_t lab_usable_size(const void *p) {
+  if (!p) return 0;
+  lab__hdr_t *b = lab__validate(p, NULL, true);
+  return b ? lab__size_of(b) : 0;
+}
+
+/* ---- the never-NULL family ---- */
+
+static void lab__default_oom(size_t size) {
+  fprintf(stderr, "leaklab: out of memory allocating %zu bytes\n", size);
+  abort();
+}
+
+void lab_set_oom_handler(lab_oom_handler_t fn) { atomic_store(&lab__oom, fn); }
+
+static void lab__oom_now(size_t size) {
+  lab_oom_handler_t fn = atomic_load(&lab__oom);
+  (fn ? fn : lab__default_oom)(size);
+}
+
+#define LAB__NEVER_NULL(call, size)                                          \
+  do {                                                                       \
+    void *r_ = (call);                                                       \
+    if (LAB__LIKELY(r_)) return r_;                                          \
+    lab__oom_now(size);                                                      \
+    if ((r_ = (call))) return r_;                                            \
+    lab__default_oom(size);                                                  \
+    return NULL;                                                             \
+  } while (0)
+
+void *lab_malloc_at(size_t n, const lab_site_t *site) {
+  LAB__NEVER_NULL(lab_try_malloc_at(n, site), n);
+}
+
+void *lab_calloc_at(size_t count, size_t size, const lab_site_t *site) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) n = SIZE_MAX;
+  LAB__NEVER_NULL(lab_try_calloc_at(count, size, site), n);
+}
+
+char *lab_strdup_at(const char *s, const lab_site_t *site) {
+  LAB__NEVER_NULL(lab_try_strdup_at(s, site), strlen(s) + 1);
+}
+
+void *lab_realloc_at(void *p, size_t n, const lab_site_t *site) {
+  if (!p) return lab_malloc_at(n, site);
+  if (n == 0) {
+    lab_free_at(p, site);
+    return NULL;
+  }
+  if (!lab__validate(p, site, true)) /* reported below, once */
+    return lab_try_realloc_at(p, n, site);
+  LAB__NEVER_NULL(lab_try_realloc_at(p, n, site), n);
+}
+
+/* ---- whole-heap operations ---- */
+
+size_t lab_check(void) {
+  if (lab__cfg.backend != LAB_BACKEND_LAB) return 0;
+  lab__heap_t *h = lab__heap_get();
+  if (!h) return 0;
+  size_t found = lab__seg_check(h);
+  pthread_mutex_lock(&lab__heaps_lock);
+  for (lab__heap_t *a = lab__abandoned; a; a = a->next_free)
+    found += lab__seg_check(a);
+  pthread_mutex_unlock(&lab__heaps_lock);
+  return found + lab__seg_check_large();
+}
+
+void lab_flush_quarantine(void) {
+  lab__heap_t *h = lab__heap_get();
+  if (h && lab__cfg.backend == LAB_BACKEND_LAB) lab__seg_flush(h);
+}
+
+void lab_trim(void) {
+  lab__heap_t *h = lab__heap_get();
+  if (h && lab__cfg.backend == LAB_BACKEND_LAB) lab__seg_trim(h);
+}
+
+/* ---- plain-signature hooks ---- */
+
+static lab_site_t lab__cjson_site = {"cJSON", "cJSON", "cjson", 0, 0};
+
+void *lab_hook_malloc(size_t n) {
+  const lab_site_t *s = lab__tls_hook_site;
+  return lab_try_malloc_at(n, s ? s : &lab__cjson_site);
+}
+
+void lab_hook_free(void *p) { lab_free_at(p, &lab__cjson_site); }
+
+const lab_site_t *lab_hook_site(const lab_site_t *site) {
+  const lab_site_t *old = lab__tls_hook_site;
+  lab__tls_hook_site = site;
+  return old;
+}

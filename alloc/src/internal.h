@@ -1,0 +1,228 @@
+/* internal.h - what the heap's modules share; nothing here is public.
+ *
+ * Every block, in both backends, starts with a 16-byte header and ends with
+ * an 8-byte rear guard right after the requested bytes:
+ *
+ *   [size:4][site:2][scope:2][slot:4][canary:4][user bytes ...][guard:8]
+ *
+ * The user pointer is 16-byte aligned. 24 bytes of metadata per block;
+ * a block in a request scope costs 8 more in the scope's block array.
+ */
+#ifndef LAB_INTERNAL_H
+#define LAB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "lab/alloc.h"
+
+#define LAB__LIKELY(x) __builtin_expect(!!(x), 1)
+#define LAB__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- Block header ---- */
+
+#define LAB__CANARY_LIVE 0x4C41424Cu  /* handed out */
+#define LAB__CANARY_QUAR 0xDEADF4EEu  /* freed, held in quarantine */
+#define LAB__CANARY_FREE 0xF4EEF4EEu  /* freed, back on a free list */
+#define LAB__GUARD_BYTE 0xFB
+#define LAB__GUARD_SIZE 8
+#define LAB__HDR_SIZE 16
+#define LAB__BLOCK_OVERHEAD (LAB__HDR_SIZE + LAB__GUARD_SIZE)
+#define LAB__SIZE_LARGE 0xFFFFFFFFu /* size field of blocks >= 4 GiB */
+
+typedef struct lab__hdr {
+  uint32_t size;            /* requested bytes (LAB__SIZE_LARGE: see large) */
+  uint16_t site;            /* allocation site id (0: unknown) */
+  _Atomic uint16_t scope;   /* scope id, 0 when in none */
+  uint32_t slot;            /* index in the scope's block array; once freed,
+                               the id of the freeing site */
+  uint32_t canary;          /* LAB__CANARY_* */
+} lab__hdr_t;
+
+_Static_assert(sizeof(lab__hdr_t) == LAB__HDR_SIZE, "header is 16 bytes");
+
+static inline lab__hdr_t *lab__hdr_of(const void *user) {
+  return (lab__hdr_t *)((uintptr_t)user - LAB__HDR_SIZE);
+}
+static inline void *lab__user_of(lab__hdr_t *h) {
+  return (char *)h + LAB__HDR_SIZE;
+}
+
+/* Write the rear guard after n user bytes. */
+static inline void lab__guard_set(void *user, size_t n) {
+  memset((char *)user + n, LAB__GUARD_BYTE, LAB__GUARD_SIZE);
+}
+/* Offset of the first damaged guard byte past the block, or -1. */
+long lab__guard_check(const void *user, size_t n);
+/* Offset of the first byte in p[0..n) that is not `fill`, or -1. */
+long lab__fill_check(const void *p, size_t n, unsigned char fill);
+
+/* Relaxed single-writer counter bump: plain loads and stores, race-free. */
+#define LAB__BUMP(ctr, by)                                                   \
+  atomic_store_explicit(&(ctr),                                              \
+                        atomic_load_explicit(&(ctr), memory_order_relaxed) + \
+                            (by),                                            \
+                        memory_order_relaxed)
+#define LAB__READ(ctr) atomic_load_explicit(&(ctr), memory_order_relaxed)
+
+/* ---- os.c: the only file that talks to the kernel ---- */
+
+/* Map n bytes of zeroed memory; NULL on failure (real or injected). */
+void *lab__os_map(size_t n);
+/* Map n bytes aligned to `align` (a power of two >= page size). */
+void *lab__os_map_aligned(size_t n, size_t align);
+/* Unmap what lab__os_map* returned. */
+void lab__os_unmap(void *p, size_t n);
+/* Give the pages of p[0..n) back to the OS; they read as zero later. */
+void lab__os_release(void *p, size_t n);
+/* The OS page size. */
+size_t lab__os_page(void);
+/* Reserve n bytes of address space that are committed only when touched
+ * (for the segment map); not subject to failure injection. */
+void *lab__os_reserve(size_t n);
+
+/* ---- site.c: call sites and their per-thread counters ---- */
+
+#define LAB__MAX_SITES 4096
+
+typedef struct lab__site_ctr {
+  _Atomic uint64_t allocs;      /* allocations charged to the site */
+  _Atomic uint64_t alloc_bytes; /* their bytes */
+  _Atomic uint64_t frees;       /* frees of blocks allocated at the site */
+  _Atomic uint64_t free_bytes;  /* their bytes */
+  _Atomic uint64_t errors[LAB_FAULT_COUNT]; /* faults charged to the site */
+} lab__site_ctr_t;
+
+/* Id of a site, registering it on first use; 0 if the table is full. */
+uint16_t lab__site_id(const lab_site_t *site);
+/* The site with this id, or NULL. */
+const lab_site_t *lab__site_at(uint16_t id);
+/* Number of registered sites plus one (ids run 1..n-1). */
+uint32_t lab__site_limit(void);
+
+/* ---- heap.c: per-thread heaps, shared by both backends ---- */
+
+#define LAB__NCLS 47 /* size classes of the lab backend */
+
+/* Counters each thread heap keeps; single writer, summed over heaps. */
+typedef struct lab__heap_ctr {
+  _Atomic uint64_t allocs, frees, alloc_bytes, free_bytes;
+  _Atomic uint64_t reclaimed_bytes, reclaimed_blocks;
+  _Atomic uint64_t quarantine_bytes;
+  _Atomic uint64_t peak_net;  /* highest alloc_bytes - free_bytes seen */
+  _Atomic uint64_t errors[LAB_FAULT_COUNT];
+} lab__heap_ctr_t;
+
+struct lab__page;
+struct lab__segment;
+
+/* One thread's heap. Never freed: a heap whose thread exits is adopted by
+ * the next new thread. */
+typedef struct lab__heap {
+  lab__heap_ctr_t ctr;           /* this heap's counters */
+  lab__site_ctr_t *sites;        /* per-site counters, LAB__MAX_SITES */
+  struct lab__heap *next_all;    /* global list of every heap */
+  struct lab__heap *next_free;   /* list of abandoned heaps */
+  /* lab backend */
+  struct lab__page *cur[LAB__NCLS];   /* pages allocations come from */
+  struct lab__page *avail[LAB__NCLS]; /* other pages with free slots */
+  struct lab__page *spare[LAB__NCLS]; /* empty pages kept per class */
+  uint32_t nspare[LAB__NCLS];    /* how many */
+  struct lab__segment *segs;     /* segments this heap owns */
+  _Atomic(lab__hdr_t *) remote;  /* blocks freed back by other threads */
+  lab__hdr_t **q;                /* quarantine ring */
+  uint32_t qcap, qhead, qn;      /* ring capacity, oldest, count */
+  uint64_t qbytes, qmax;         /* bytes held, byte limit */
+} lab__heap_t;
+
+/* The calling thread's heap, made or adopted on first use; NULL on OOM. */
+lab__heap_t *lab__heap_get(void);
+
+/* Report a caught fault: count it for the heap and the charged site, then
+ * call the subscriber. Site ids may be 0 (unknown). */
+void lab__report(lab_fault_t kind, uint16_t alloc_site, uint16_t free_site,
+                 size_t size, const void *ptr, const lab_site_t *site,
+                 long offset);
+
+/* Raise the global peak to the current heap-wide live bytes. */
+void lab__peak_note(void);
+
+/* Settings from lab_init(). */
+extern lab_config_t lab__cfg;
+/* Bytes at the start of a block that are filled, poisoned and checked. */
+extern size_t lab__fill_max;
+
+/* Global atomics kept outside per-thread heaps. */
+extern _Atomic uint64_t lab__mapped_bytes;  /* live OS mappings, bytes */
+extern _Atomic uint64_t lab__meta_bytes;    /* heap structures, bytes */
+extern _Atomic uint64_t lab__os_maps;       /* mapping requests */
+extern int lab__vg;                         /* running under valgrind */
+
+/* Count one request to the OS (or libc); true if it must fail. */
+bool lab__os_inject(void);
+
+/* ---- segment.c: the lab backend's segments, pages and large blocks ---- */
+
+/* Set up global state (segment map); 0 or LAB_ENOMEM. */
+int lab__seg_global_init(void);
+/* A slot for n user bytes from the heap's pages or a large mapping, its
+ * user bytes zeroed or pattern-filled; returns its header (unset), NULL
+ * on OOM. */
+lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero);
+/* Validate a pointer: its live header, or NULL (after reporting the
+ * invalid or double free unless quiet). `site` is where it was seen. */
+lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
+                              bool quiet);
+/* Free a validated block of `size` bytes: check the guard, poison it and
+ * queue it in the heap's quarantine. */
+void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size);
+/* Requested size of a validated block. */
+size_t lab__seg_size(const lab__hdr_t *b);
+/* Drain the heap's quarantine, checking every block. */
+void lab__seg_flush(lab__heap_t *h);
+/* Return the heap's spare empty pages to the OS. */
+void lab__seg_trim(lab__heap_t *h);
+/* Check every block in the heap's pages and quarantine; returns findings. */
+size_t lab__seg_check(lab__heap_t *h);
+/* Check every large block; returns findings. */
+size_t lab__seg_check_large(void);
+
+/* ---- libc_backend.c ---- */
+
+/* malloc-backed block with room for header and guard; NULL on OOM. */
+lab__hdr_t *lab__libc_alloc(size_t n, bool zero);
+/* Validate a pointer (best effort, from its header); NULL after
+ * reporting unless quiet. */
+lab__hdr_t *lab__libc_validate(const void *p, const lab_site_t *site,
+                               bool quiet);
+/* Free a validated block. */
+void lab__libc_free(lab__hdr_t *h, size_t size);
+/* Bytes libc has mapped (arena plus mmapped chunks). */
+uint64_t lab__libc_mapped(void);
+
+/* ---- scope.c ---- */
+
+/* Make room in s for one more block; LAB_ENOMEM if it cannot grow. */
+int lab__scope_reserve(lab_scope_t *s);
+/* Tag a fresh block with scope s (room reserved first). */
+void lab__scope_add(lab_scope_t *s, lab__hdr_t *h, size_t size);
+/* Remove a block from its scope, if it is in one. */
+void lab__scope_remove(lab__hdr_t *h, size_t size);
+/* The calling thread's current scope. */
+extern __thread lab_scope_t *lab__tls_scope;
+/* Bytes the scope pool holds (for overhead). */
+uint64_t lab__scope_meta_bytes(void);
+
+/* The scope with this id, or NULL. */
+lab_scope_t *lab__scope_at(uint16_t id);
+
+/* Free a live block (used by scope reclaim, which already untagged it). */
+void lab__free_hdr(lab__hdr_t *h, uint16_t free_site, bool reclaimed);
+/* Validate p from either backend: live header or NULL. */
+lab__hdr_t *lab__validate(const void *p, const lab_site_t *site, bool quiet);
+/* Requested size of a live header's block. */
+size_t lab__size_of(const lab__hdr_t *h);
+
+#endif /* LAB_INTERNAL_H */

@@ -1,0 +1,50 @@
+/* libc_backend.c - the comparison backend: blocks from malloc with the same
+ * header, guard and accounting as the lab heap. Bad frees are judged from
+ * the header alone, which libc may already have reused: best effort. */
+#include <malloc.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+lab__hdr_t *lab__libc_alloc(size_t n, bool zero) {
+  if (lab__os_inject()) return NULL;
+  size_t total;
+  if (__builtin_add_overflow(n, LAB__BLOCK_OVERHEAD, &total)) return NULL;
+  /* malloc's 16-byte alignment keeps the user pointer 16-aligned. */
+  lab__hdr_t *b = malloc(total);
+  if (b)
+    memset(lab__user_of(b), zero ? 0 : LAB_FILL_ALLOC,
+           zero || n < lab__fill_max ? n : lab__fill_max);
+  return b;
+}
+
+lab__hdr_t *lab__libc_validate(const void *p, const lab_site_t *site,
+                               bool quiet) {
+  if ((uintptr_t)p & 15) goto invalid;
+  lab__hdr_t *h = lab__hdr_of(p);
+  if (h->canary == LAB__CANARY_LIVE) return h;
+  if (!quiet && h->canary == LAB__CANARY_FREE) {
+    lab__report(LAB_FAULT_double_free, h->site, (uint16_t)h->slot, h->size, p,
+                site, 0);
+    return NULL;
+  }
+invalid:
+  if (!quiet) lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
+  return NULL;
+}
+
+void lab__libc_free(lab__hdr_t *h, size_t size) {
+  void *u = lab__user_of(h);
+  long bad = lab__guard_check(u, size);
+  if (bad >= 0)
+    lab__report(LAB_FAULT_overflow, h->site, 0, size, u, NULL,
+                (long)size + bad);
+  memset(u, LAB_FILL_FREE, size < lab__fill_max ? size : lab__fill_max);
+  h->canary = LAB__CANARY_FREE;
+  free(h);
+}
+
+uint64_t lab__libc_mapped(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
+}
