@@ -1,0 +1,212 @@
+/* Each detector fires with the right kind and sites, the process goes on,
+ * and the bad operation changes nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+
+#include "deliberate.h"
+#include "events.h"
+
+static lab_site_t alloc_site = {__FILE__, "test", "victim", 1, 0};
+static lab_site_t bad_site = {__FILE__, "test", "culprit", 2, 0};
+
+static int setup(void **state) {
+  (void)state;
+  lab_flush_quarantine();
+  events_reset();
+  return 0;
+}
+
+static void double_free_is_reported_with_both_sites_and_skipped(void **state) {
+  (void)state;
+  char *p = lab_malloc_at(40, &alloc_site);
+  lab_free_at(p, &bad_site);
+  uint64_t live = live_bytes();
+  uint64_t before = fault_count(LAB_FAULT_double_free);
+  lab_free_at(p, &bad_site);
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_double_free);
+  assert_ptr_equal(events.ev[0].alloc_site, &alloc_site);
+  assert_ptr_equal(events.ev[0].site, &bad_site);
+  assert_ptr_equal(events.ev[0].free_site, &bad_site);
+  assert_int_equal(events.ev[0].size, 40);
+  assert_int_equal(fault_count(LAB_FAULT_double_free), before + 1);
+  assert_int_equal(live_bytes(), live);
+  assert_int_equal(site_stats(&alloc_site).errors[LAB_FAULT_double_free], 1);
+  /* The heap still works, and the slot was not handed out twice. */
+  char *a = lab_malloc(40), *b = lab_malloc(40);
+  assert_ptr_not_equal(a, b);
+  lab_free(a);
+  lab_free(b);
+}
+
+static void free_of_a_stack_address_is_reported_and_ignored(void **state) {
+  (void)state;
+  char local[32];
+  uint64_t live = live_bytes();
+  lab_free_at(local, &bad_site);
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_invalid_free);
+  assert_null(events.ev[0].alloc_site);
+  assert_ptr_equal(events.ev[0].site, &bad_site);
+  assert_ptr_equal(events.ev[0].ptr, local);
+  assert_int_equal(live_bytes(), live);
+}
+
+static void free_of_an_interior_pointer_names_the_block(void **state) {
+  (void)state;
+  char *p = lab_malloc_at(100, &alloc_site);
+  memset(p, 'x', 100);
+  lab_free_at(p + 10, &bad_site);
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_invalid_free);
+  assert_ptr_equal(events.ev[0].alloc_site, &alloc_site);
+  assert_int_equal(events.ev[0].offset, 10);
+  /* The block is untouched and still live. */
+  assert_int_equal(lab_usable_size(p), 100);
+  assert_int_equal(p[99], 'x');
+  lab_free(p);
+  assert_int_equal(events.n, 1);
+}
+
+static void free_of_a_libc_pointer_is_reported_and_ignored(void **state) {
+  (void)state;
+  char *m = malloc(64);
+  assert_non_null(m);
+  lab_free_at(m, &bad_site);
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_invalid_free);
+  free(m); /* libc's block was left alone */
+}
+
+static void overflow_by_one_byte_is_caught_at_free(void **state) {
+  (void)state;
+  size_t len = strlen("overflow");
+  char *p = lab_malloc_at(len, &alloc_site); /* the missing + 1 */
+  memcpy(p, "overflow", len + 1);
+  lab_free_at(p, &bad_site);
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_overflow);
+  assert_ptr_equal(events.ev[0].alloc_site, &alloc_site);
+  assert_int_equal(events.ev[0].offset, (long)len);
+  assert_int_equal(site_stats(&alloc_site).errors[LAB_FAULT_overflow], 1);
+}
+
+static void underflow_into_the_header_is_caught_and_the_free_skipped(void **state) {
+  (void)state;
+  char *p = lab_malloc_at(32, &alloc_site);
+  uint64_t live = live_bytes();
+  p[-1] = 0;
+  lab_free_at(p, &bad_site);
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_overflow);
+  assert_int_equal(events.ev[0].offset, -1);
+  assert_int_equal(live_bytes(), live); /* not freed: header untrusted */
+  p[-1] = 0x4C; /* repair the canary's top byte so the block can go */
+  lab_free(p);
+  assert_int_equal(events.n, 1);
+}
+
+static void whole_heap_check_finds_an_overflow_in_a_live_block(void **state) {
+  (void)state;
+  char *p = lab_malloc_at(24, &alloc_site);
+  assert_int_equal(lab_check(), 0);
+  p[24 + 3] = 'y';
+  assert_int_equal(lab_check(), 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_overflow);
+  assert_ptr_equal(events.ev[0].alloc_site, &alloc_site);
+  assert_int_equal(events.ev[0].offset, 27);
+  p[24 + 3] = (char)0xFB; /* repair the guard */
+  lab_free(p);
+  assert_int_equal(events.n, 1);
+}
+
+static void write_after_free_is_caught_when_the_block_leaves_quarantine(void **state) {
+  (void)state;
+  char *p = lab_malloc_at(64, &alloc_site);
+  lab_free_at(p, &bad_site);
+  unsigned char seen;
+  DELIBERATE(seen = (unsigned char)p[5]; KNOWN(seen));
+  assert_int_equal(seen, LAB_FILL_FREE); /* poisoned */
+  DELIBERATE(p[5] = 'z');
+  assert_int_equal(events.n, 0);
+  lab_flush_quarantine();
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_use_after_free);
+  assert_ptr_equal(events.ev[0].alloc_site, &alloc_site);
+  assert_ptr_equal(events.ev[0].free_site, &bad_site);
+  assert_int_equal(events.ev[0].offset, 5);
+}
+
+static void whole_heap_check_finds_a_write_after_free_in_quarantine(void **state) {
+  (void)state;
+  char *p = lab_malloc_at(64, &alloc_site);
+  lab_free(p);
+  DELIBERATE(p[63] = 0);
+  assert_int_equal(lab_check(), 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_use_after_free);
+  assert_int_equal(events.ev[0].offset, 63);
+}
+
+static void fresh_blocks_hold_the_fill_pattern_and_calloc_zeroes(void **state) {
+  (void)state;
+  for (size_t n = 1; n < 300000; n = n * 3 + 1) {
+    unsigned char *p = lab_malloc(n), *z = lab_calloc(n, 1);
+    unsigned char first, last; /* uninitialised on purpose */
+    DELIBERATE(first = p[0]; last = p[n - 1]; KNOWN(first); KNOWN(last));
+    assert_int_equal(first, LAB_FILL_ALLOC);
+    assert_int_equal(last, LAB_FILL_ALLOC);
+    assert_int_equal(z[0], 0);
+    assert_int_equal(z[n - 1], 0);
+    memset(z, 0xFF, n); /* dirty it so the slot is reused dirty */
+    lab_free(p);
+    lab_free(z);
+    lab_flush_quarantine();
+  }
+  assert_int_equal(events.n, 0);
+}
+
+static void large_blocks_are_checked_like_small_ones(void **state) {
+  (void)state;
+  size_t n = 1 << 20;
+  char *p = lab_malloc_at(n, &alloc_site);
+  memset(p, 1, n);
+  lab_free_at(p + 4096, &bad_site);
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_invalid_free);
+  assert_ptr_equal(events.ev[0].alloc_site, &alloc_site);
+  p[n] = 0;
+  lab_free_at(p, &bad_site);
+  assert_int_equal(events.n, 2);
+  assert_int_equal(events.ev[1].kind, LAB_FAULT_overflow);
+  assert_int_equal(events.ev[1].offset, (long)n);
+}
+
+static void realloc_of_a_bad_pointer_reports_and_returns_null(void **state) {
+  (void)state;
+  char local[16];
+  assert_null(lab_realloc_at(local, 32, &bad_site));
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_invalid_free);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(double_free_is_reported_with_both_sites_and_skipped, setup),
+      cmocka_unit_test_setup(free_of_a_stack_address_is_reported_and_ignored, setup),
+      cmocka_unit_test_setup(free_of_an_interior_pointer_names_the_block, setup),
+      cmocka_unit_test_setup(free_of_a_libc_pointer_is_reported_and_ignored, setup),
+      cmocka_unit_test_setup(overflow_by_one_byte_is_caught_at_free, setup),
+      cmocka_unit_test_setup(underflow_into_the_header_is_caught_and_the_free_skipped, setup),
+      cmocka_unit_test_setup(whole_heap_check_finds_an_overflow_in_a_live_block, setup),
+      cmocka_unit_test_setup(write_after_free_is_caught_when_the_block_leaves_quarantine, setup),
+      cmocka_unit_test_setup(whole_heap_check_finds_a_write_after_free_in_quarantine, setup),
+      cmocka_unit_test_setup(fresh_blocks_hold_the_fill_pattern_and_calloc_zeroes, setup),
+      cmocka_unit_test_setup(large_blocks_are_checked_like_small_ones, setup),
+      cmocka_unit_test_setup(realloc_of_a_bad_pointer_reports_and_returns_null, setup),
+  };
+  return cmocka_run_group_tests_name("detect", tests, NULL, NULL);
+}
