@@ -307,7 +307,7 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: %s [--threads N] [--ops N] [--name NAME]"
 #ifdef BENCH_LAB
-          " [--backend lab|libc] [--snapshot]"
+          " [--backend lab|libc] [--fill-limit N] [--snapshot]"
 #endif
           "\n"
           "  --threads N  worker threads (1..%d, default 1)\n"
@@ -315,6 +315,8 @@ static void usage(FILE *out) {
           "  --name NAME  label for the output line (default %s)\n"
 #ifdef BENCH_LAB
           "  --backend B  lab heap backend: lab (default) or libc\n"
+          "  --fill-limit N  bytes per block filled, poisoned and checked\n"
+          "               (default 0: the whole block)\n"
           "  --snapshot   time lab_stats()+lab_site_stats() with %d live "
           "blocks\n"
 #endif
@@ -388,10 +390,14 @@ int main(int argc, char **argv) {
       if (lab_backend_parse(v, &cfg.backend) != LAB_OK)
         die_usage("unknown backend '%s' (lab or libc)", v);
       i++;
+    } else if (strcmp(a, "--fill-limit") == 0) {
+      cfg.fill_limit = (size_t)parse_count(a, v, 0, (uint64_t)1 << 40);
+      i++;
     } else if (strcmp(a, "--snapshot") == 0) {
       snapshot = 1;
 #else
-    } else if (strcmp(a, "--backend") == 0 || strcmp(a, "--snapshot") == 0) {
+    } else if (strcmp(a, "--backend") == 0 || strcmp(a, "--snapshot") == 0 ||
+               strcmp(a, "--fill-limit") == 0) {
       die_usage("%s needs the lab build (lab_bench)", a);
 #endif
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

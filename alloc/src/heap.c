@@ -108,6 +108,10 @@ static void lab__global_init(void) {
   }
   if (!lab__cfg.quarantine_bytes) lab__cfg.quarantine_bytes = LAB__QUAR_BYTES_DEFAULT;
   if (!lab__cfg.quarantine_blocks) lab__cfg.quarantine_blocks = LAB__QUAR_BLOCKS_DEFAULT;
+  /* A power of two, so the ring index is a mask. */
+  size_t q = 1;
+  while (q < lab__cfg.quarantine_blocks) q <<= 1;
+  lab__cfg.quarantine_blocks = q;
   lab__init_err = lab__seg_global_init();
 }
 

@@ -92,7 +92,7 @@ static inline unsigned lab__cls_of(size_t slot) {
   if (slot <= 128) return slot <= 32 ? 0 : (unsigned)((slot + 15) >> 4) - 2;
   unsigned p = 63 - (unsigned)__builtin_clzll(slot - 1);
   size_t step = (size_t)1 << (p - 2);
-  unsigned k = (unsigned)((slot - ((size_t)1 << p) + step - 1) / step);
+  unsigned k = (unsigned)((slot - ((size_t)1 << p) + step - 1) >> (p - 2));
   return 7 + (p - 7) * 4 + k - 1;
 }
 
@@ -366,9 +366,12 @@ lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero) {
     if (!fresh) memset(u, 0, n);
   } else if (fresh) {
     memset(u, LAB_FILL_ALLOC, n < lab__fill_max ? n : lab__fill_max);
-  } else {
+  } else if (LAB__LIKELY(n >= 8 && lab__fill_max >= 8)) {
     /* Prefilled when it left quarantine; only the list link is stale. */
-    size_t k = n < sizeof(void *) ? n : sizeof(void *);
+    uint64_t pat = 0x0101010101010101ull * LAB_FILL_ALLOC;
+    memcpy(u, &pat, sizeof pat);
+  } else {
+    size_t k = n < 8 ? n : 8;
     memset(u, LAB_FILL_ALLOC, k < lab__fill_max ? k : lab__fill_max);
   }
   return b;
@@ -485,7 +488,7 @@ static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
 
 static void lab__evict_oldest(lab__heap_t *h) {
   lab__hdr_t *b = h->q[h->qhead];
-  h->qhead = (h->qhead + 1) % h->qcap;
+  h->qhead = (h->qhead + 1) & (h->qcap - 1);
   h->qn--;
   h->qbytes -= b->size;
   LAB__BUMP(h->ctr.quarantine_bytes, -(uint64_t)b->size);
@@ -514,7 +517,7 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
     lab__evict(h, b);
     return;
   }
-  h->q[(h->qhead + h->qn) % h->qcap] = b;
+  h->q[(h->qhead + h->qn) & (h->qcap - 1)] = b;
   h->qn++;
   h->qbytes += size;
   LAB__BUMP(h->ctr.quarantine_bytes, size);

@@ -98,7 +98,8 @@ typedef enum lab_backend {
 typedef struct lab_config {
   lab_backend_t backend;     /* which heap serves allocations */
   size_t quarantine_bytes;   /* per thread; 0 = default (1 MiB) */
-  size_t quarantine_blocks;  /* per thread; 0 = default (512) */
+  size_t quarantine_blocks;  /* per thread, rounded up to a power of two;
+                                0 = default (512) */
   size_t fill_limit;         /* bytes at the start of each block that are
                                 pattern-filled, poisoned on free and checked
                                 in quarantine; 0 = the whole block */
