@@ -1,0 +1,411 @@
+/* api.c - the JSON API handlers. */
+#include "api.h"
+
+#include <cjson/cJSON.h>
+#include <lab/cjson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "flags.h"
+#include "hist.h"
+#include "proc.h"
+#include "shm.h"
+#include "stats.h"
+
+/* ---- /healthz, /api/stats ---- */
+
+void srv_api_healthz(srv_req_t *rq) {
+  if (!srv_http_query_only(rq, NULL)) return;
+  srv_http_send_static(rq, 200, "application/json", "{\"status\":\"ok\"}\n");
+}
+
+void srv_api_stats(srv_req_t *rq) {
+  if (!srv_http_query_only(rq, NULL)) return;
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_stats_json(&j);
+  srv_http_send_json(rq, 200, &j);
+}
+
+/* ---- /api/history ---- */
+
+static void srv__sample_json(srv_json_t *j, const srv_sample_t *s) {
+  srv_json_obj(j, NULL);
+  srv_json_u64(j, "t_ms", s->t_ms);
+  srv_json_u64(j, "rss_bytes", s->rss_bytes);
+  srv_json_u64(j, "vm_bytes", s->vm_bytes);
+  srv_json_u64(j, "cpu_ms", s->cpu_ms);
+#define SRV__HEAP_JSON(name, help) srv_json_u64(j, #name, s->heap_##name);
+  LAB_STAT_FIELDS(SRV__HEAP_JSON)
+#undef SRV__HEAP_JSON
+  srv_json_obj(j, "errors");
+#define SRV__ERR_JSON(name, desc) srv_json_u64(j, #name, s->errors[LAB_FAULT_##name]);
+  LAB_FAULT_MAP(SRV__ERR_JSON)
+#undef SRV__ERR_JSON
+  srv_json_end(j);
+  srv_json_u64(j, "requests", s->requests);
+  srv_json_f64(j, "rate_per_s", s->rate_per_s);
+  srv_json_arr(j, "top_sites");
+  for (int k = 0; k < SRV_TOP_SITES && s->top_site[k]; k++) {
+    srv_json_obj(j, NULL);
+    srv_json_str(j, "site", srv_hist_site_name(s->top_site[k] - 1u));
+    srv_json_u64(j, "live_bytes", s->top_bytes[k]);
+    srv_json_end(j);
+  }
+  srv_json_end(j);
+  srv_json_end(j);
+}
+
+void srv_api_history(srv_req_t *rq) {
+  static const char *const allowed[] = {"since", "limit", NULL};
+  uint64_t since = 0, limit = SRV_HIST_CAP;
+  if (!srv_http_query_only(rq, allowed) ||
+      !srv_http_query_u64(rq, "since", 0, UINT64_MAX, &since) ||
+      !srv_http_query_u64(rq, "limit", 1, SRV_HIST_CAP, &limit))
+    return;
+  uint64_t last = srv_hist_count();
+  uint64_t first = last > srv_shm->hist_len ? last - srv_shm->hist_len + 1 : 1;
+  /* Samples are in time order: find the first one newer than since, and
+   * keep at most `limit` of the newest. */
+  uint64_t lo = first, hi = last + 1;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    srv_sample_t s;
+    if (!srv_hist_get(mid, &s) || s.t_ms <= since) lo = mid + 1;
+    else hi = mid;
+  }
+  uint64_t start = lo;
+  if (last + 1 - start > limit) start = last + 1 - limit;
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_json_obj(&j, NULL);
+  srv_json_u64(&j, "sample_ms", srv_shm->sample_ms);
+  srv_json_u64(&j, "capacity", srv_shm->hist_len);
+  srv_json_arr(&j, "samples");
+  for (uint64_t n = start; n <= last; n++) {
+    srv_sample_t s;
+    if (srv_hist_get(n, &s) && s.t_ms > since) srv__sample_json(&j, &s);
+  }
+  srv_json_end(&j);
+  srv_json_end(&j);
+  srv_http_send_json(rq, 200, &j);
+}
+
+/* ---- /api/flags ---- */
+
+static void srv__flags_doc(srv_req_t *rq, unsigned status) {
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_json_obj(&j, NULL);
+  srv_json_u64(&j, "version", atomic_load(&srv_shm->flags_version));
+  srv_json_arr(&j, "flags");
+  for (int i = 0; i < SRV_FLAG_COUNT; i++) {
+    srv_flag_t f = (srv_flag_t)i;
+    srv_json_obj(&j, NULL);
+    srv_json_str(&j, "name", srv_flags_name(f));
+    srv_json_str(&j, "kind", srv_flags_kind(f));
+    srv_json_str(&j, "type", srv_flags_type_name(f));
+    srv_flags_value_json(&j, "value", f);
+    if (srv_flags_type(f) == SRV_FLAG_BOOL)
+      srv_json_bool(&j, "default", srv_flags_default(f) != 0);
+    else
+      srv_json_f64(&j, "default", srv_flags_default(f));
+    srv_json_str(&j, "description", srv_flags_desc(f));
+    if (srv_flags_mistake(f)) srv_json_str(&j, "mistake", srv_flags_mistake(f));
+    srv_json_end(&j);
+  }
+  srv_json_end(&j);
+  srv_json_end(&j);
+  srv_http_send_json(rq, status, &j);
+}
+
+/* Validate a JSON object of changes and apply it whole, or answer 400. */
+static void srv__flags_patch(srv_req_t *rq) {
+  if (!rq->body || !rq->body_len) {
+    srv_http_error(rq, 400, "expected a JSON object of flag changes");
+    return;
+  }
+  const lab_site_t *old = lab_hook_site(LAB_SITE("flags.request"));
+  cJSON *doc = cJSON_ParseWithLength(rq->body, rq->body_len);
+  lab_hook_site(old);
+  if (!doc) {
+    srv_http_error(rq, 400, "malformed JSON in the request body");
+    return;
+  }
+  if (!cJSON_IsObject(doc)) {
+    cJSON_Delete(doc);
+    srv_http_error(rq, 400, "expected a JSON object of flag changes");
+    return;
+  }
+  srv_flag_t ids[SRV_FLAG_COUNT * 4];
+  double values[SRV_FLAG_COUNT * 4];
+  size_t n = 0;
+  char why[200];
+  for (cJSON *m = doc->child; m; m = m->next) {
+    int f = srv_flags_find(m->string);
+    if (f < 0) {
+      snprintf(why, sizeof why, "unknown flag '%.64s'", m->string);
+      srv_http_error_flag(rq, 400, m->string, why);
+      goto out;
+    }
+    if (n == sizeof ids / sizeof ids[0]) {
+      srv_http_error(rq, 400, "too many flag changes in one request");
+      goto out;
+    }
+    if (srv_flags_parse_json((srv_flag_t)f, m, &values[n], why, sizeof why)) {
+      srv_http_error_flag(rq, 400, m->string, why);
+      goto out;
+    }
+    ids[n++] = (srv_flag_t)f;
+  }
+  srv_flags_set_many(ids, values, n);
+  srv__flags_doc(rq, 200);
+out:
+  cJSON_Delete(doc);
+}
+
+typedef struct srv__qflags {
+  srv_flag_t ids[SRV_FLAG_COUNT * 4];
+  double values[SRV_FLAG_COUNT * 4];
+  size_t n;
+  int err;
+  char bad[72];
+  char why[200];
+} srv__qflags_t;
+
+static enum MHD_Result srv__qflags_iter(void *cls, enum MHD_ValueKind kind,
+                                        const char *key, const char *value) {
+  (void)kind;
+  srv__qflags_t *q = cls;
+  snprintf(q->bad, sizeof q->bad, "%s", key);
+  int f = srv_flags_find(key);
+  if (f < 0) {
+    snprintf(q->why, sizeof q->why, "unknown flag '%.64s'", key);
+    q->err = f;
+    return MHD_NO;
+  }
+  if (q->n == sizeof q->ids / sizeof q->ids[0]) {
+    snprintf(q->why, sizeof q->why, "too many flag changes in one request");
+    q->err = -1;
+    return MHD_NO;
+  }
+  q->err = srv_flags_parse_text((srv_flag_t)f, value, &q->values[q->n],
+                                q->why, sizeof q->why);
+  if (q->err) return MHD_NO;
+  q->ids[q->n++] = (srv_flag_t)f;
+  return MHD_YES;
+}
+
+void srv_api_flags(srv_req_t *rq) {
+  if (rq->method == SRV_M_GET || rq->method == SRV_M_HEAD) {
+    if (!srv_http_query_only(rq, NULL)) return;
+    srv__flags_doc(rq, 200);
+    return;
+  }
+  if (!srv_http_authorized(rq)) {
+    srv_http_error(rq, 401, "changing flags needs 'Authorization: Bearer "
+                            "<admin token>'");
+    return;
+  }
+  if (rq->method == SRV_M_PATCH) {
+    if (!srv_http_query_only(rq, NULL)) return;
+    srv__flags_patch(rq);
+    return;
+  }
+  /* POST: flags in the query string, or a JSON object in the body. */
+  srv__qflags_t *q = lab_calloc_named(1, sizeof *q, "flags.query");
+  MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, srv__qflags_iter,
+                            q);
+  if (q->err) srv_http_error_flag(rq, 400, q->bad, q->why);
+  else if (q->n) {
+    srv_flags_set_many(q->ids, q->values, q->n);
+    srv__flags_doc(rq, 200);
+  } else if (rq->body_len) {
+    srv__flags_patch(rq);
+  } else {
+    srv_http_error(rq, 400, "no flags given: POST /api/flags?<name>=<value>");
+  }
+  lab_free(q);
+}
+
+void srv_api_flags_reset(srv_req_t *rq) {
+  if (!srv_http_query_only(rq, NULL)) return;
+  if (!srv_http_authorized(rq)) {
+    srv_http_error(rq, 401, "changing flags needs 'Authorization: Bearer "
+                            "<admin token>'");
+    return;
+  }
+  srv_flags_reset();
+  srv__flags_doc(rq, 200);
+}
+
+/* ---- /api/leaks ---- */
+
+typedef struct srv__leak {
+  char name[SRV_NAME_MAX];
+  const lab_site_t *site;   /* one of the heap sites of that name */
+  uint64_t blocks, bytes, total_allocs, total_bytes;
+  uint64_t errors[LAB_FAULT_COUNT];
+} srv__leak_t;
+
+static int srv__leak_cmp(const void *a, const void *b) {
+  const srv__leak_t *x = a, *y = b;
+  if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+  return strcmp(x->name, y->name);
+}
+
+void srv_api_leaks(srv_req_t *rq) {
+  static const char *const allowed[] = {"top", NULL};
+  uint64_t top = 20;
+  if (!srv_http_query_only(rq, allowed) ||
+      !srv_http_query_u64(rq, "top", 1, 4096, &top))
+    return;
+  size_t n = lab_site_stats(NULL, 0) + 16;
+  lab_site_stats_t *all = lab_malloc_named(n * sizeof *all, "leaks.sites");
+  srv__leak_t *leaks = lab_calloc_named(n, sizeof *leaks, "leaks.sites");
+  size_t got = lab_site_stats(all, n);
+  if (got > n) got = n;
+  size_t m = 0;
+  for (size_t i = 0; i < got; i++) {
+    if (!all[i].site || !all[i].live_blocks) continue;
+    /* Leave out this listing's own buffers. */
+    if (srv_route_of_site(all[i].site->name) == SRV_ROUTE_leaks) continue;
+    char name[SRV_NAME_MAX];
+    srv_events_site_name(all[i].site, name, sizeof name);
+    size_t k = 0;
+    while (k < m && strcmp(leaks[k].name, name)) k++;
+    if (k == m) {
+      memcpy(leaks[m].name, name, sizeof name);
+      leaks[m].site = all[i].site;
+      m++;
+    }
+    leaks[k].blocks += all[i].live_blocks;
+    leaks[k].bytes += all[i].live_bytes;
+    leaks[k].total_allocs += all[i].total_allocs;
+    leaks[k].total_bytes += all[i].total_bytes;
+    for (int e = 0; e < LAB_FAULT_COUNT; e++) leaks[k].errors[e] += all[i].errors[e];
+  }
+  qsort(leaks, m, sizeof *leaks, srv__leak_cmp);
+
+  lab_stats_t st;
+  lab_stats(&st);
+  uint64_t budget = srv_flags_u64(SRV_FLAG_guard_budget_bytes);
+  uint64_t now = srv_proc_now_ms();
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_json_obj(&j, NULL);
+  srv_json_u64(&j, "t_ms", now);
+  srv_json_u64(&j, "live_bytes", st.live_bytes);
+  srv_json_u64(&j, "live_blocks", st.live_blocks);
+  if (budget) srv_json_u64(&j, "budget_bytes", budget);
+  else srv_json_null(&j, "budget_bytes");
+  srv_json_u64(&j, "sites_live", m);
+  srv_json_arr(&j, "sites");
+  for (size_t k = 0; k < m && k < top; k++) {
+    srv__leak_t *l = &leaks[k];
+    srv_json_obj(&j, NULL);
+    srv_json_str(&j, "site", l->name);
+    srv_route_t r = srv_route_of_site(l->site->name);
+    if (r != SRV_ROUTE_OTHER) srv_json_str(&j, "route", srv_route_path(r));
+    else srv_json_null(&j, "route");
+    const char *file = l->site->file ? l->site->file : "";
+    const char *slash = strrchr(file, '/');
+    srv_json_str(&j, "file", slash ? slash + 1 : file);
+    srv_json_i64(&j, "line", l->site->line);
+    srv_json_str(&j, "function", l->site->func ? l->site->func : "");
+    srv_json_u64(&j, "blocks", l->blocks);
+    srv_json_u64(&j, "bytes", l->bytes);
+    srv_json_u64(&j, "total_allocs", l->total_allocs);
+    srv_json_u64(&j, "total_bytes", l->total_bytes);
+    int idx = srv_hist_site_find(l->name);
+    srv_growth_t g = {0, 0, false};
+    uint64_t since = 0;
+    if (idx >= 0) {
+      srv_hist_growth((unsigned)idx, &g);
+      since = srv_hist_live_since((unsigned)idx);
+    }
+    /* The heap keeps no per-block times: the oldest live block is at most
+     * as old as the site's current run of having live blocks. */
+    if (since && now >= since) srv_json_f64(&j, "oldest_age_s", (double)(now - since) / 1000.0);
+    else srv_json_null(&j, "oldest_age_s");
+    srv_json_f64(&j, "growth_bytes_per_s", g.bytes_per_s);
+    srv_json_f64(&j, "growth_window_s", g.window_s);
+    srv_json_bool(&j, "suspected_leak", g.steady);
+    if (budget && g.bytes_per_s > 0) {
+      double left = st.live_bytes >= budget ? 0 : (double)(budget - st.live_bytes);
+      srv_json_f64(&j, "seconds_to_budget", left / g.bytes_per_s);
+    } else {
+      srv_json_null(&j, "seconds_to_budget");
+    }
+    srv_json_obj(&j, "errors");
+#define SRV__SITE_ERR(name, desc)                                            \
+  if (l->errors[LAB_FAULT_##name]) srv_json_u64(&j, #name, l->errors[LAB_FAULT_##name]);
+    LAB_FAULT_MAP(SRV__SITE_ERR)
+#undef SRV__SITE_ERR
+    srv_json_end(&j);
+    srv_json_end(&j);
+  }
+  srv_json_end(&j);
+  srv_json_end(&j);
+  lab_free(leaks);
+  lab_free(all);
+  srv_http_send_json(rq, 200, &j);
+}
+
+/* ---- /api/events ---- */
+
+void srv_api_events(srv_req_t *rq) {
+  static const char *const allowed[] = {"since", "limit", NULL};
+  uint64_t since = 0, limit = 1000;
+  if (!srv_http_query_only(rq, allowed) ||
+      !srv_http_query_u64(rq, "since", 0, UINT64_MAX, &since) ||
+      !srv_http_query_u64(rq, "limit", 1, SRV_EVENTS_MAX, &limit))
+    return;
+  uint64_t last = srv_events_last();
+  uint64_t first = last > SRV_EVENTS_MAX ? last - SRV_EVENTS_MAX + 1 : 1;
+  uint64_t start = since + 1 > first ? since + 1 : first;
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_json_obj(&j, NULL);
+  srv_json_u64(&j, "last_seq", last);
+  srv_json_u64(&j, "dropped", start > since + 1 ? start - since - 1 : 0);
+  srv_json_arr(&j, "events");
+  uint64_t sent = 0;
+  srv_event_t *ev = lab_malloc_named(sizeof *ev, "events.copy");
+  for (uint64_t seq = start; seq <= last && sent < limit; seq++) {
+    if (!srv_events_get(seq, ev)) {
+      if (seq + SRV_EVENTS_MAX / 2 > last) break; /* still being written */
+      continue;                                   /* overwritten meanwhile */
+    }
+    sent++;
+    srv_json_obj(&j, NULL);
+    srv_json_u64(&j, "seq", ev->seq);
+    srv_json_u64(&j, "t_ms", ev->t_ms);
+    srv_json_str(&j, "type", srv_events_type_name(ev->type));
+    srv_json_i64(&j, "pid", ev->pid);
+    srv_json_u64(&j, "generation", ev->generation);
+    if (ev->type == SRV_EVENT_heap_error) {
+      srv_json_str(&j, "kind", lab_fault_name((lab_fault_t)ev->kind));
+      srv_json_str(&j, "site", ev->site);
+      srv_route_t r = srv_route_of_site(ev->site);
+      if (r != SRV_ROUTE_OTHER) srv_json_str(&j, "route", srv_route_path(r));
+      else srv_json_null(&j, "route");
+      srv_json_str(&j, "seen_at", ev->seen_at);
+      if (ev->freed_at[0]) srv_json_str(&j, "freed_at", ev->freed_at);
+      srv_json_u64(&j, "size", ev->size);
+      srv_json_i64(&j, "offset", ev->offset);
+      char ptr[32];
+      snprintf(ptr, sizeof ptr, "0x%llx", (unsigned long long)ev->ptr);
+      srv_json_str(&j, "ptr", ptr);
+    }
+    srv_json_str(&j, "message", ev->text);
+    srv_json_end(&j);
+  }
+  lab_free(ev);
+  srv_json_end(&j);
+  srv_json_end(&j);
+  srv_http_send_json(rq, 200, &j);
+}

@@ -1,0 +1,28 @@
+/* app.h - the demo app: endpoints doing realistic per-request work, each
+ * carrying the faults named after it (see flags.h). */
+#ifndef SRV_APP_H
+#define SRV_APP_H
+
+#include "http.h"
+
+/* GET /: a placeholder page until the dashboard lands. */
+void srv_app_root(srv_req_t *rq);
+/* GET /hello?name=N: a greeting. Faults: hello.leak_response,
+ * hello.off_by_one, hello.free_stack. */
+void srv_app_hello(srv_req_t *rq);
+/* POST /echo: a JSON document made from the JSON body (GET: from a sample
+ * document). Faults: echo.leak_tree, echo.leak_on_error,
+ * echo.free_interior. */
+void srv_app_echo(srv_req_t *rq);
+/* POST /session (optional {"user": ...}) creates a session; GET
+ * /session?id=I looks one up, GET /session counts them. Fault:
+ * session.unbounded_cache. */
+void srv_app_session(srv_req_t *rq);
+/* GET /blob?size=N: N bytes of text. Faults: blob.free_early,
+ * blob.double_free. */
+void srv_app_blob(srv_req_t *rq);
+/* GET /report?rows=N: a table of records with a hex dump of each. Faults:
+ * report.uninit, report.grow_leak. */
+void srv_app_report(srv_req_t *rq);
+
+#endif /* SRV_APP_H */

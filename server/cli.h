@@ -1,0 +1,75 @@
+/* cli.h - the command line and its environment equivalents, declared once:
+ * every option has a LEAKLAB_* variable; the command line wins. */
+#ifndef SRV_CLI_H
+#define SRV_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <lab/alloc.h>
+
+typedef enum srv_opt_type {
+  SRV_OPT_UINT, /* a whole number in [min, max] */
+  SRV_OPT_SIZE, /* bytes, with an optional k/M/G suffix */
+  SRV_OPT_STR,  /* text */
+  SRV_OPT_HEAP, /* lab or libc */
+  SRV_OPT_FLAG  /* on when given (env: 1/true/yes or 0/false/no) */
+} srv_opt_type_t;
+
+/* X(long name, field, type, metavar, default, min, max, env, help) */
+#define SRV_CLI_OPTIONS(X)                                                   \
+  X("port", port, SRV_OPT_UINT, "N", "8080", 0, 65535, "LEAKLAB_PORT",       \
+    "TCP port to listen on; 0 picks a free one")                             \
+  X("bind", bind, SRV_OPT_STR, "ADDR", "127.0.0.1", 0, 0, "LEAKLAB_BIND",    \
+    "address to listen on")                                                  \
+  X("threads", threads, SRV_OPT_UINT, "N", "2", 1, 64, "LEAKLAB_THREADS",    \
+    "libmicrohttpd threads: an epoll thread pool, 1 = one internal thread")  \
+  X("heap", heap, SRV_OPT_HEAP, "lab|libc", "lab", 0, 0, "LEAKLAB_HEAP",     \
+    "heap backend: leaklab's own heap or malloc with the same accounting")   \
+  X("sample-ms", sample_ms, SRV_OPT_UINT, "N", "250", 10, 60000,             \
+    "LEAKLAB_SAMPLE_MS", "history sample interval in milliseconds")          \
+  X("history", history, SRV_OPT_UINT, "N", "14400", 16, 57600,               \
+    "LEAKLAB_HISTORY", "history samples kept (14400 = 1 h at 250 ms)")       \
+  X("admin-token", admin_token, SRV_OPT_STR, "T", "", 0, 0,                  \
+    "LEAKLAB_ADMIN_TOKEN",                                                   \
+    "changing flags needs 'Authorization: Bearer T' (default: no token)")    \
+  X("max-conns", max_conns, SRV_OPT_UINT, "N", "1024", 1, 1000000,           \
+    "LEAKLAB_MAX_CONNS", "most connections served at once")                  \
+  X("timeout", timeout_s, SRV_OPT_UINT, "S", "30", 0, 86400,                 \
+    "LEAKLAB_TIMEOUT", "seconds before an idle connection is closed (0 = never)") \
+  X("max-body", max_body, SRV_OPT_SIZE, "N", "1M", 0, 1073741824,            \
+    "LEAKLAB_MAX_BODY", "largest request body in bytes (k/M/G suffixes); 413 beyond") \
+  X("single-process", single_process, SRV_OPT_FLAG, NULL, "0", 0, 1,         \
+    "LEAKLAB_SINGLE_PROCESS",                                                \
+    "run the worker alone, without a supervisor (for a debugger or valgrind)") \
+  X("port-file", port_file, SRV_OPT_STR, "PATH", "", 0, 0,                   \
+    "LEAKLAB_PORT_FILE", "write the port to PATH once listening")
+
+typedef struct srv_cfg {
+  unsigned port;            /* --port */
+  const char *bind;         /* --bind */
+  unsigned threads;         /* --threads */
+  lab_backend_t heap;       /* --heap */
+  unsigned sample_ms;       /* --sample-ms */
+  unsigned history;         /* --history */
+  const char *admin_token;  /* --admin-token ("" = none) */
+  unsigned max_conns;       /* --max-conns */
+  unsigned timeout_s;       /* --timeout */
+  size_t max_body;          /* --max-body */
+  bool single_process;      /* --single-process */
+  const char *port_file;    /* --port-file ("" = none) */
+} srv_cfg_t;
+
+#define SRV_CLI_RUN 0  /* srv_cli_parse: go on and serve */
+#define SRV_CLI_EXIT 1 /* srv_cli_parse: --help or --version done */
+
+/* Fill *cfg from defaults, then the environment, then argv. Returns
+ * SRV_CLI_RUN, SRV_CLI_EXIT (help or version printed on stdout) or
+ * SRV_EINVAL (message on stderr; exit status 2). */
+int srv_cli_parse(int argc, char **argv, srv_cfg_t *cfg);
+/* Print the usage text to f. */
+void srv_cli_usage(FILE *f);
+
+#endif /* SRV_CLI_H */

@@ -1,0 +1,102 @@
+/* events.c - the event log in the shared region. */
+#include "events.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proc.h"
+
+static const char *const srv__event_names[SRV_EVENT_TYPE_COUNT] = {
+#define SRV__EVENT_NAME(name, desc) #name,
+    SRV_EVENT_TYPES(SRV__EVENT_NAME)
+#undef SRV__EVENT_NAME
+};
+
+const char *srv_events_type_name(uint32_t type) {
+  return type < SRV_EVENT_TYPE_COUNT ? srv__event_names[type] : "unknown";
+}
+
+void srv_events_site_name(const lab_site_t *site, char *out, size_t cap) {
+  if (!cap) return;
+  if (!site) {
+    out[0] = '\0';
+    return;
+  }
+  if (site->name) {
+    snprintf(out, cap, "%s", site->name);
+    return;
+  }
+  const char *file = site->file ? site->file : "?";
+  const char *slash = strrchr(file, '/');
+  snprintf(out, cap, "%s:%d", slash ? slash + 1 : file, site->line);
+}
+
+/* Stamp and store an event; returns its sequence number. */
+static uint64_t srv__events_put(srv_event_t *ev) {
+  uint64_t seq = atomic_fetch_add(&srv_shm->event_n, 1) + 1;
+  ev->seq = seq;
+  ev->t_ms = srv_proc_now_ms();
+  ev->pid = (int32_t)getpid();
+  ev->generation = (uint32_t)atomic_load(&srv_shm->generation);
+  struct srv_event_slot *slot = &srv_shm->events[(seq - 1) % SRV_EVENTS_MAX];
+  srv_shm_slot_write(&slot->seq, slot->w, ev, sizeof *ev, seq);
+  return seq;
+}
+
+void srv_events_log(srv_event_type_t type, const char *fmt, ...) {
+  srv_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = type;
+  ev.kind = -1;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ev.text, sizeof ev.text, fmt, ap);
+  va_end(ap);
+  srv__events_put(&ev);
+}
+
+/* The heap's subscriber: runs on the thread that caught the fault. */
+static void srv__on_heap_event(const lab_event_t *e, void *ctx) {
+  (void)ctx;
+  srv_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = SRV_EVENT_heap_error;
+  ev.kind = (int32_t)e->kind;
+  ev.size = e->size;
+  ev.offset = e->offset;
+  ev.ptr = (uint64_t)(uintptr_t)e->ptr;
+  srv_events_site_name(e->alloc_site ? e->alloc_site : e->site, ev.site,
+                       sizeof ev.site);
+  srv_events_site_name(e->site, ev.seen_at, sizeof ev.seen_at);
+  srv_events_site_name(e->free_site, ev.freed_at, sizeof ev.freed_at);
+  switch (e->kind) {
+  case LAB_FAULT_overflow:
+  case LAB_FAULT_use_after_free:
+    snprintf(ev.text, sizeof ev.text, "%s (first bad byte at offset %ld%s)",
+             lab_fault_desc(e->kind), e->offset,
+             e->size ? " of the block" : "");
+    break;
+  case LAB_FAULT_invalid_free:
+    if (e->alloc_site)
+      snprintf(ev.text, sizeof ev.text, "%s (%ld bytes into a %zu-byte block)",
+               lab_fault_desc(e->kind), e->offset, e->size);
+    else
+      snprintf(ev.text, sizeof ev.text, "%s", lab_fault_desc(e->kind));
+    break;
+  default:
+    snprintf(ev.text, sizeof ev.text, "%s", lab_fault_desc(e->kind));
+  }
+  srv__events_put(&ev);
+}
+
+void srv_events_install(void) { lab_set_event_callback(srv__on_heap_event, NULL); }
+
+uint64_t srv_events_last(void) { return atomic_load(&srv_shm->event_n); }
+
+bool srv_events_get(uint64_t seq, srv_event_t *out) {
+  if (!seq || seq > srv_events_last()) return false;
+  struct srv_event_slot *slot = &srv_shm->events[(seq - 1) % SRV_EVENTS_MAX];
+  return srv_shm_slot_read(&slot->seq, slot->w, out, sizeof *out, seq);
+}

@@ -1,0 +1,251 @@
+/* flags.c - fault and guard flags: values in the shared region, parsing,
+ * and the per-request draw. */
+#include "flags.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "events.h"
+#include "json.h"
+#include "proc.h"
+#include "shm.h"
+
+typedef struct srv_flag_def {
+  const char *name;
+  srv_flag_type_t type;
+  double def;
+  const char *desc;
+  const char *mistake;
+} srv_flag_def_t;
+
+static const srv_flag_def_t srv__flags[SRV_FLAG_COUNT] = {
+#define SRV__FLAG_DEF(id, name, type, def, desc, mistake)                    \
+  {name, type, def, desc, mistake},
+    SRV_FLAG_MAP(SRV__FLAG_DEF)
+#undef SRV__FLAG_DEF
+};
+
+/* Serialises writers so a change of several flags is applied as a whole. */
+static pthread_mutex_t srv__flags_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t srv__bits(double v) {
+  uint64_t u;
+  memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+static double srv__double(uint64_t u) {
+  double v;
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+void srv_flags_init(void) {
+  for (int f = 0; f < SRV_FLAG_COUNT; f++)
+    atomic_store(&srv_shm->flags[f], srv__bits(srv__flags[f].def));
+}
+
+double srv_flags_get(srv_flag_t f) {
+  return srv__double(
+      atomic_load_explicit(&srv_shm->flags[f], memory_order_relaxed));
+}
+
+bool srv_flags_on(srv_flag_t f) { return srv_flags_get(f) != 0; }
+
+uint64_t srv_flags_u64(srv_flag_t f) {
+  double v = srv_flags_get(f);
+  return v > 0 ? (uint64_t)v : 0;
+}
+
+/* xorshift64*, one state per thread, seeded from the clock and the
+ * state's own address. */
+static __thread uint64_t srv__rng;
+
+static uint64_t srv__rand(void) {
+  uint64_t x = srv__rng;
+  if (!x) {
+    x = srv_proc_mono_ns() ^ (uint64_t)(uintptr_t)&srv__rng;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix step */
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    if (!x) x = 0x9e3779b97f4a7c15ull;
+  }
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  srv__rng = x;
+  return x * 0x2545f4914f6cdd1dull;
+}
+
+uint64_t srv_flags_random(void) { return srv__rand(); }
+
+bool srv_flags_hit(srv_flag_t f) {
+  double rate = srv_flags_get(f);
+  if (rate <= 0) return false;
+  if (rate >= 1) return true;
+  return (double)(srv__rand() >> 11) * 0x1p-53 < rate;
+}
+
+int srv_flags_find(const char *name) {
+  if (!name) return SRV_ENOENT;
+  for (int f = 0; f < SRV_FLAG_COUNT; f++)
+    if (!strcmp(srv__flags[f].name, name)) return f;
+  return SRV_ENOENT;
+}
+
+const char *srv_flags_name(srv_flag_t f) { return srv__flags[f].name; }
+srv_flag_type_t srv_flags_type(srv_flag_t f) { return srv__flags[f].type; }
+double srv_flags_default(srv_flag_t f) { return srv__flags[f].def; }
+const char *srv_flags_desc(srv_flag_t f) { return srv__flags[f].desc; }
+const char *srv_flags_mistake(srv_flag_t f) { return srv__flags[f].mistake; }
+
+const char *srv_flags_kind(srv_flag_t f) {
+  return srv__flags[f].type == SRV_FLAG_RATE ? "fault" : "guard";
+}
+
+const char *srv_flags_type_name(srv_flag_t f) {
+  switch (srv__flags[f].type) {
+  case SRV_FLAG_RATE: return "rate";
+  case SRV_FLAG_BOOL: return "bool";
+  case SRV_FLAG_BYTES: return "bytes";
+  case SRV_FLAG_REQUESTS: return "requests";
+  }
+  return "unknown";
+}
+
+/* What a flag accepts, for error messages. */
+static const char *srv__accepts(srv_flag_t f) {
+  switch (srv__flags[f].type) {
+  case SRV_FLAG_RATE: return "a rate from 0 to 1, or true/false";
+  case SRV_FLAG_BOOL: return "true or false";
+  case SRV_FLAG_BYTES: return "a whole number of bytes (0 = off)";
+  case SRV_FLAG_REQUESTS: return "a whole number of requests (0 = off)";
+  }
+  return "?";
+}
+
+#define SRV__MAX_WHOLE 9007199254740992.0 /* 2^53: exact in a double */
+
+/* Check a number against the flag's range. */
+static int srv__check_number(srv_flag_t f, double v, double *out, char *why,
+                             size_t whylen) {
+  switch (srv__flags[f].type) {
+  case SRV_FLAG_RATE:
+    if (!(v >= 0 && v <= 1)) goto range;
+    break;
+  case SRV_FLAG_BOOL:
+    if (v != 0 && v != 1) goto type;
+    break;
+  case SRV_FLAG_BYTES:
+  case SRV_FLAG_REQUESTS:
+    if (!(v >= 0 && v <= SRV__MAX_WHOLE)) goto range;
+    if (v != floor(v)) goto type;
+    break;
+  }
+  *out = v;
+  return SRV_OK;
+range:
+  snprintf(why, whylen, "value out of range for flag '%s': it takes %s",
+           srv__flags[f].name, srv__accepts(f));
+  return SRV_ERANGE;
+type:
+  snprintf(why, whylen, "wrong type of value for flag '%s': it takes %s",
+           srv__flags[f].name, srv__accepts(f));
+  return SRV_EINVAL;
+}
+
+int srv_flags_parse_json(srv_flag_t f, const void *item, double *out,
+                         char *why, size_t whylen) {
+  const cJSON *v = item;
+  bool numeric = srv__flags[f].type == SRV_FLAG_BYTES ||
+                 srv__flags[f].type == SRV_FLAG_REQUESTS;
+  if (cJSON_IsBool(v) && !numeric)
+    return srv__check_number(f, cJSON_IsTrue(v) ? 1 : 0, out, why, whylen);
+  if (cJSON_IsNumber(v))
+    return srv__check_number(f, v->valuedouble, out, why, whylen);
+  snprintf(why, whylen, "wrong type of value for flag '%s': it takes %s",
+           srv__flags[f].name, srv__accepts(f));
+  return SRV_EINVAL;
+}
+
+int srv_flags_parse_text(srv_flag_t f, const char *text, double *out,
+                         char *why, size_t whylen) {
+  bool numeric = srv__flags[f].type == SRV_FLAG_BYTES ||
+                 srv__flags[f].type == SRV_FLAG_REQUESTS;
+  if (!text) text = "";
+  if (!numeric && !strcmp(text, "true")) return srv__check_number(f, 1, out, why, whylen);
+  if (!numeric && !strcmp(text, "false")) return srv__check_number(f, 0, out, why, whylen);
+  char *end = NULL;
+  double v;
+  if (numeric) {
+    /* Digits with an optional binary suffix: 64M, 64MiB, 1G, 512k. */
+    if (*text < '0' || *text > '9') goto type;
+    unsigned long long n = strtoull(text, &end, 10);
+    double mult = 1;
+    if (*end && srv__flags[f].type == SRV_FLAG_BYTES) {
+      switch (*end) {
+      case 'k': case 'K': mult = 1024.0; break;
+      case 'm': case 'M': mult = 1024.0 * 1024; break;
+      case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
+      default: goto type;
+      }
+      end++;
+      if (!strcmp(end, "iB") || !strcmp(end, "B")) end += strlen(end);
+    }
+    if (*end) goto type;
+    v = (double)n * mult;
+  } else {
+    if (!*text || *text == ' ') goto type;
+    v = strtod(text, &end);
+    if (*end) goto type;
+  }
+  return srv__check_number(f, v, out, why, whylen);
+type:
+  snprintf(why, whylen, "wrong type of value for flag '%s': it takes %s",
+           srv__flags[f].name, srv__accepts(f));
+  return SRV_EINVAL;
+}
+
+/* Append "name=value" to a change description, or " ..." once when the
+ * rest does not fit. */
+static void srv__describe(char *text, size_t cap, srv_flag_t f, double v) {
+  size_t len = strlen(text);
+  if (len >= 4 && !strcmp(text + len - 4, " ...")) return;
+  char piece[96];
+  int n = snprintf(piece, sizeof piece, "%s%s=%g", len ? ", " : "",
+                   srv__flags[f].name, v);
+  if (n > 0 && len + (size_t)n + 5 <= cap) memcpy(text + len, piece, (size_t)n + 1);
+  else if (len + 5 <= cap) memcpy(text + len, " ...", 5);
+}
+
+void srv_flags_set_many(const srv_flag_t *ids, const double *values,
+                        size_t n) {
+  char text[sizeof(((srv_event_t *)0)->text)] = "";
+  pthread_mutex_lock(&srv__flags_lock);
+  for (size_t i = 0; i < n; i++) {
+    atomic_store(&srv_shm->flags[ids[i]], srv__bits(values[i]));
+    srv__describe(text, sizeof text, ids[i], values[i]);
+  }
+  atomic_fetch_add(&srv_shm->flags_version, 1);
+  pthread_mutex_unlock(&srv__flags_lock);
+  if (n) srv_events_log(SRV_EVENT_flags, "%s", text);
+}
+
+void srv_flags_reset(void) {
+  pthread_mutex_lock(&srv__flags_lock);
+  srv_flags_init();
+  atomic_fetch_add(&srv_shm->flags_version, 1);
+  pthread_mutex_unlock(&srv__flags_lock);
+  srv_events_log(SRV_EVENT_flags, "every flag back to its default");
+}
+
+void srv_flags_value_json(srv_json_t *j, const char *key, srv_flag_t f) {
+  double v = srv_flags_get(f);
+  if (srv__flags[f].type == SRV_FLAG_BOOL) srv_json_bool(j, key, v != 0);
+  else srv_json_f64(j, key, v);
+}

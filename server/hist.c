@@ -1,0 +1,259 @@
+/* hist.c - the sampler thread and the history rings. */
+#include "hist.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "events.h"
+#include "proc.h"
+
+#define SRV__LAB_SITES 4096    /* the heap's site table size */
+#define SRV__SNAP_MS 250       /* site snapshots at most this often */
+#define SRV__GROWTH_WINDOW_MS 60000
+
+static pthread_t srv__sampler;
+static bool srv__running;
+static pthread_mutex_t srv__lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t srv__wake;
+static bool srv__stop;
+
+/* Sampler-thread state. */
+static lab_site_stats_t srv__site_stats[SRV__LAB_SITES];
+static int16_t srv__index_of[SRV__LAB_SITES + 1]; /* heap id -> index + 1 */
+static uint64_t srv__snap_bytes[SRV_SITES_MAX];
+static uint64_t srv__snap_blocks[SRV_SITES_MAX];
+static uint64_t srv__last_snap_ms;
+static pthread_mutex_t srv__sample_lock = PTHREAD_MUTEX_INITIALIZER;
+
+unsigned srv_hist_nsites(void) {
+  return (unsigned)atomic_load_explicit(&srv_shm->site_n, memory_order_acquire);
+}
+
+const char *srv_hist_site_name(unsigned i) {
+  return i < srv_hist_nsites() ? srv_shm->sites[i].name : "";
+}
+
+int srv_hist_site_find(const char *name) {
+  unsigned n = srv_hist_nsites();
+  for (unsigned i = 0; i < n; i++)
+    if (!strcmp(srv_shm->sites[i].name, name)) return (int)i;
+  return -1;
+}
+
+uint64_t srv_hist_live_since(unsigned i) {
+  return i < SRV_SITES_MAX ? atomic_load(&srv_shm->sites[i].live_since_ms) : 0;
+}
+
+/* Table index of a heap site, adding it under its name; -1 when full.
+ * Only the sampler adds entries (under srv__sample_lock). */
+static int srv__site_index(uint32_t heap_id, const lab_site_t *site) {
+  if (heap_id > SRV__LAB_SITES) return -1;
+  if (srv__index_of[heap_id]) return srv__index_of[heap_id] - 1;
+  char name[SRV_NAME_MAX];
+  srv_events_site_name(site, name, sizeof name);
+  int idx = srv_hist_site_find(name);
+  if (idx < 0) {
+    unsigned n = srv_hist_nsites();
+    if (n >= SRV_SITES_MAX) return -1;
+    memcpy(srv_shm->sites[n].name, name, sizeof name);
+    atomic_store(&srv_shm->sites[n].live_since_ms, 0);
+    atomic_store_explicit(&srv_shm->site_n, n + 1, memory_order_release);
+    idx = (int)n;
+  }
+  srv__index_of[heap_id] = (int16_t)(idx + 1);
+  return idx;
+}
+
+void srv_hist_sample(void) {
+  srv_sample_t s;
+  memset(&s, 0, sizeof s);
+  pthread_mutex_lock(&srv__sample_lock);
+  s.t_ms = srv_proc_now_ms();
+  srv_proc_mem(&s.rss_bytes, &s.vm_bytes);
+  s.cpu_ms = (uint64_t)(srv_proc_cpu_seconds() * 1000);
+  lab_stats_t st;
+  lab_stats(&st);
+#define SRV__COPY_HEAP(name, help) s.heap_##name = st.name;
+  LAB_STAT_FIELDS(SRV__COPY_HEAP)
+#undef SRV__COPY_HEAP
+  memcpy(s.errors, st.errors, sizeof s.errors);
+  s.requests = SRV_COUNTER(requests);
+
+  uint64_t n = atomic_load(&srv_shm->hist_n);
+  srv_sample_t prev;
+  if (n && srv_hist_get(n, &prev) && s.t_ms > prev.t_ms)
+    s.rate_per_s = (double)(s.requests - prev.requests) * 1000.0 /
+                   (double)(s.t_ms - prev.t_ms);
+
+  /* Per-site live bytes, summed by name. */
+  size_t nsites = lab_site_stats(srv__site_stats, SRV__LAB_SITES);
+  if (nsites > SRV__LAB_SITES) nsites = SRV__LAB_SITES;
+  memset(srv__snap_bytes, 0, sizeof srv__snap_bytes);
+  memset(srv__snap_blocks, 0, sizeof srv__snap_blocks);
+  for (size_t k = 0; k < nsites; k++) {
+    const lab_site_stats_t *ss = &srv__site_stats[k];
+    if (!ss->site || (!ss->live_blocks && !ss->total_allocs)) continue;
+    int idx = srv__site_index((uint32_t)k + 1, ss->site);
+    if (idx < 0) continue;
+    srv__snap_bytes[idx] += ss->live_bytes;
+    srv__snap_blocks[idx] += ss->live_blocks;
+  }
+  unsigned known = srv_hist_nsites();
+  for (unsigned i = 0; i < known; i++) {
+    _Atomic uint64_t *since = &srv_shm->sites[i].live_since_ms;
+    if (!srv__snap_blocks[i]) atomic_store(since, 0);
+    else if (!atomic_load(since)) atomic_store(since, s.t_ms);
+    /* Keep the largest sites with the sample (insertion into top-k). */
+    uint64_t b = srv__snap_bytes[i];
+    if (!b) continue;
+    int j = SRV_TOP_SITES;
+    while (j > 0 && (!s.top_site[j - 1] || s.top_bytes[j - 1] < b)) j--;
+    if (j >= SRV_TOP_SITES) continue;
+    memmove(&s.top_bytes[j + 1], &s.top_bytes[j],
+            (SRV_TOP_SITES - 1 - j) * sizeof s.top_bytes[0]);
+    memmove(&s.top_site[j + 1], &s.top_site[j],
+            (SRV_TOP_SITES - 1 - j) * sizeof s.top_site[0]);
+    s.top_bytes[j] = b;
+    s.top_site[j] = (uint16_t)(i + 1);
+  }
+
+  /* The site snapshot ring, at most every SRV__SNAP_MS. */
+  if (s.t_ms >= srv__last_snap_ms + SRV__SNAP_MS || s.t_ms < srv__last_snap_ms) {
+    srv__last_snap_ms = s.t_ms;
+    uint64_t tag = atomic_load(&srv_shm->snap_n) + 1;
+    srv_site_snap_t *snap = &srv_shm->snaps[(tag - 1) % SRV_SITE_RING];
+    /* A seqlock as in srv_shm_slot_write. */
+    atomic_store_explicit(&snap->seq, 2 * tag - 1, memory_order_relaxed);
+    atomic_store_explicit(&snap->t_ms, s.t_ms, memory_order_release);
+    for (unsigned i = 0; i < SRV_SITES_MAX; i++)
+      atomic_store_explicit(&snap->bytes[i], srv__snap_bytes[i],
+                            memory_order_release);
+    atomic_store_explicit(&snap->seq, 2 * tag, memory_order_release);
+    atomic_store(&srv_shm->snap_n, tag);
+  }
+
+  uint64_t tag = n + 1;
+  struct srv_sample_slot *slot = &srv_shm->hist[(tag - 1) % srv_shm->hist_len];
+  srv_shm_slot_write(&slot->seq, slot->w, &s, sizeof s, tag);
+  atomic_store(&srv_shm->hist_n, tag);
+  pthread_mutex_unlock(&srv__sample_lock);
+}
+
+uint64_t srv_hist_count(void) { return atomic_load(&srv_shm->hist_n); }
+
+bool srv_hist_get(uint64_t n, srv_sample_t *out) {
+  uint64_t last = srv_hist_count();
+  if (!n || n > last || last - n >= srv_shm->hist_len) return false;
+  struct srv_sample_slot *slot = &srv_shm->hist[(n - 1) % srv_shm->hist_len];
+  return srv_shm_slot_read(&slot->seq, slot->w, out, sizeof *out, n);
+}
+
+double srv_hist_rate(void) {
+  uint64_t n = srv_hist_count();
+  srv_sample_t a, b;
+  if (n < 2 || !srv_hist_get(n, &b)) return 0;
+  /* Walk back to a sample about a second older. */
+  for (uint64_t k = n - 1; k >= 1 && n - k < srv_shm->hist_len; k--) {
+    if (!srv_hist_get(k, &a)) break;
+    if (b.t_ms - a.t_ms >= 1000 || k == 1) {
+      if (b.t_ms <= a.t_ms) return 0;
+      return (double)(b.requests - a.requests) * 1000.0 /
+             (double)(b.t_ms - a.t_ms);
+    }
+  }
+  return b.rate_per_s;
+}
+
+/* Read site i from snapshot `tag`; false if overwritten or in progress. */
+static bool srv__snap_read(uint64_t tag, unsigned i, uint64_t *t,
+                           uint64_t *bytes) {
+  srv_site_snap_t *snap = &srv_shm->snaps[(tag - 1) % SRV_SITE_RING];
+  if (atomic_load_explicit(&snap->seq, memory_order_acquire) != 2 * tag)
+    return false;
+  *t = atomic_load_explicit(&snap->t_ms, memory_order_acquire);
+  *bytes = atomic_load_explicit(&snap->bytes[i], memory_order_acquire);
+  return atomic_load_explicit(&snap->seq, memory_order_relaxed) == 2 * tag;
+}
+
+void srv_hist_growth(unsigned i, srv_growth_t *out) {
+  memset(out, 0, sizeof *out);
+  if (i >= SRV_SITES_MAX) return;
+  uint64_t ts[SRV_SITE_RING], bs[SRV_SITE_RING];
+  unsigned m = 0; /* points, newest first */
+  uint64_t last = atomic_load(&srv_shm->snap_n);
+  for (uint64_t tag = last; tag >= 1 && last - tag < SRV_SITE_RING - 1; tag--) {
+    uint64_t t, b;
+    if (!srv__snap_read(tag, i, &t, &b)) break;
+    if (m && (t > ts[0] || ts[0] - t > SRV__GROWTH_WINDOW_MS)) break;
+    ts[m] = t;
+    bs[m] = b;
+    m++;
+  }
+  if (m < 2 || ts[0] <= ts[m - 1]) return;
+  double window = (double)(ts[0] - ts[m - 1]) / 1000.0;
+  out->window_s = window;
+  out->bytes_per_s = ((double)bs[0] - (double)bs[m - 1]) / window;
+  /* Steady growth: split the window in four quarters by time. */
+  if (window < 4.0 || out->bytes_per_s <= 0) return;
+  uint64_t mark[5];
+  unsigned k = m - 1;
+  mark[0] = bs[m - 1];
+  for (int q = 1; q <= 4; q++) {
+    uint64_t want = ts[m - 1] + (uint64_t)((ts[0] - ts[m - 1]) * q / 4);
+    while (k > 0 && ts[k] < want) k--;
+    mark[q] = bs[k];
+  }
+  int grew = 0;
+  for (int q = 1; q <= 4; q++) {
+    if (mark[q] < mark[q - 1]) return;
+    if (mark[q] > mark[q - 1]) grew++;
+  }
+  out->steady = grew >= 3;
+}
+
+static void *srv__sampler_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&srv__lock);
+  while (!srv__stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)srv_shm->sample_ms * 1000000;
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    while (!srv__stop && pthread_cond_timedwait(&srv__wake, &srv__lock, &ts) == 0) {
+    }
+    if (srv__stop) break;
+    pthread_mutex_unlock(&srv__lock);
+    srv_hist_sample();
+    pthread_mutex_lock(&srv__lock);
+  }
+  pthread_mutex_unlock(&srv__lock);
+  return NULL;
+}
+
+int srv_hist_start(void) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&srv__wake, &ca);
+  pthread_condattr_destroy(&ca);
+  srv__stop = false;
+  srv_hist_sample();
+  if (pthread_create(&srv__sampler, NULL, srv__sampler_main, NULL))
+    return SRV_ENOMEM;
+  srv__running = true;
+  return SRV_OK;
+}
+
+void srv_hist_stop(void) {
+  if (!srv__running) return;
+  pthread_mutex_lock(&srv__lock);
+  srv__stop = true;
+  pthread_cond_signal(&srv__wake);
+  pthread_mutex_unlock(&srv__lock);
+  pthread_join(srv__sampler, NULL);
+  srv__running = false;
+}

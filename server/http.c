@@ -1,0 +1,482 @@
+/* http.c - listening socket, MHD daemon, router, request scopes and
+ * responses. */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "app.h"
+#include "err.h"
+#include "events.h"
+#include "flags.h"
+#include "metrics.h"
+#include "proc.h"
+#include "shm.h"
+#include "stats.h"
+
+static struct MHD_Daemon *srv__daemon;
+static srv_http_config_t srv__cfg;
+static size_t srv__token_len;
+
+static lab_site_t srv__req_site = {__FILE__, "srv__access", "http.request",
+                                   __LINE__, 0};
+static lab_site_t srv__body_site = {__FILE__, "srv__access", "http.body",
+                                    __LINE__, 0};
+static lab_site_t srv__free_site = {__FILE__, "srv__completed", "http.free",
+                                    __LINE__, 0};
+static lab_site_t srv__resp_free_site = {__FILE__, "srv__response_free",
+                                         "http.response_free", __LINE__, 0};
+
+/* Response buffers are charged to "<route>.response". */
+static lab_site_t srv__resp_sites[SRV_ROUTE_COUNT] = {
+#define SRV__RESP_SITE(id, path, methods, handler)                           \
+  {__FILE__, "srv_http_send", #id ".response", __LINE__, 0},
+    SRV_ROUTE_MAP(SRV__RESP_SITE)
+#undef SRV__RESP_SITE
+    {__FILE__, "srv_http_send", "other.response", __LINE__, 0},
+};
+
+typedef void (*srv_handler_fn)(srv_req_t *rq);
+
+static const srv_handler_fn srv__handlers[SRV_ROUTE_COUNT] = {
+#define SRV__HANDLER(id, path, methods, handler) handler,
+    SRV_ROUTE_MAP(SRV__HANDLER)
+#undef SRV__HANDLER
+    NULL,
+};
+
+const lab_site_t *srv_http_site(srv_route_t route) {
+  if ((unsigned)route >= SRV_ROUTE_COUNT) route = SRV_ROUTE_OTHER;
+  return &srv__resp_sites[route];
+}
+
+/* ---- listening socket ---- */
+
+int srv_http_listen(const char *addr, unsigned port, int *fd,
+                    unsigned *actual) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  char service[16];
+  snprintf(service, sizeof service, "%u", port);
+  int rc = getaddrinfo(addr, service, &hints, &res);
+  if (rc) {
+    fprintf(stderr, "leaklab: cannot resolve bind address '%s': %s\n", addr,
+            gai_strerror(rc));
+    return SRV_EIO;
+  }
+  int s = -1;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (s < 0) continue;
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (!bind(s, ai->ai_addr, ai->ai_addrlen) && !listen(s, 1024)) break;
+    close(s);
+    s = -1;
+  }
+  freeaddrinfo(res);
+  if (s < 0) {
+    fprintf(stderr, "leaklab: cannot listen on %s:%u: %m\n", addr, port);
+    return SRV_EIO;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  unsigned p = port;
+  if (!getsockname(s, (struct sockaddr *)&ss, &len)) {
+    if (ss.ss_family == AF_INET)
+      p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  *fd = s;
+  *actual = p;
+  return SRV_OK;
+}
+
+/* ---- responses ---- */
+
+static void srv__response_free(void *p) { lab_free_at(p, &srv__resp_free_site); }
+
+static const char *srv__allow(srv_route_t r, char *buf, size_t cap) {
+  static const struct { unsigned m; const char *name; } names[] = {
+      {SRV_M_GET, "GET"},     {SRV_M_HEAD, "HEAD"},   {SRV_M_POST, "POST"},
+      {SRV_M_PATCH, "PATCH"}, {SRV_M_PUT, "PUT"},     {SRV_M_DELETE, "DELETE"},
+  };
+  unsigned m = srv_route_methods(r);
+  buf[0] = '\0';
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!(m & names[i].m)) continue;
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", names[i].name);
+  }
+  return buf;
+}
+
+/* Add the headers and queue the response; it is destroyed once MHD is
+ * done with it. */
+static void srv__queue(srv_req_t *rq, unsigned status, const char *ctype,
+                       struct MHD_Response *r) {
+  if (!r) return;
+  if (ctype) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  if (status == 405) {
+    char allow[64];
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+                            srv__allow(rq->route, allow, sizeof allow));
+  } else if (status == 401) {
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  } else if (status == 503) {
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  }
+  if (MHD_queue_response(rq->conn, status, r) == MHD_YES) rq->status = status;
+  MHD_destroy_response(r);
+}
+
+void srv_http_send(srv_req_t *rq, unsigned status, const char *ctype,
+                   char *buf, size_t len) {
+  if (!buf) {
+    srv_http_send_static(rq, 500, "application/json",
+                         "{\"error\":\"out of memory\"}");
+    return;
+  }
+  lab_detach(buf);
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer_with_free_callback(len, buf,
+                                                         srv__response_free);
+  if (!r) {
+    lab_free_at(buf, &srv__resp_free_site);
+    return;
+  }
+  srv__queue(rq, status, ctype, r);
+}
+
+void srv_http_send_copy(srv_req_t *rq, unsigned status, const char *ctype,
+                        const void *p, size_t len) {
+  srv__queue(rq, status, ctype,
+             MHD_create_response_from_buffer(len, (void *)p,
+                                             MHD_RESPMEM_MUST_COPY));
+}
+
+void srv_http_send_static(srv_req_t *rq, unsigned status, const char *ctype,
+                          const char *text) {
+  srv__queue(rq, status, ctype,
+             MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                             MHD_RESPMEM_PERSISTENT));
+}
+
+void srv_http_json_init(srv_req_t *rq, srv_json_t *j) {
+  srv_json_init(j, srv_http_site(rq->route));
+}
+
+void srv_http_send_json(srv_req_t *rq, unsigned status, srv_json_t *j) {
+  if (j->buf.failed) {
+    srv_buf_free(&j->buf);
+    srv_http_send_static(rq, 500, "application/json",
+                         "{\"error\":\"out of memory\"}");
+    return;
+  }
+  srv_buf_append(&j->buf, "\n", 1);
+  size_t len;
+  char *p = srv_buf_take(&j->buf, &len);
+  srv_http_send(rq, status, "application/json", p, len);
+}
+
+static void srv__error_doc(srv_req_t *rq, unsigned status, const char *msg,
+                           const char *flag) {
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_json_obj(&j, NULL);
+  srv_json_str(&j, "error", msg);
+  if (flag) srv_json_str(&j, "flag", flag);
+  if (status == 405) {
+    char allow[64];
+    srv_json_str(&j, "allow", srv__allow(rq->route, allow, sizeof allow));
+  }
+  srv_json_end(&j);
+  srv_http_send_json(rq, status, &j);
+}
+
+void srv_http_error(srv_req_t *rq, unsigned status, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  srv__error_doc(rq, status, msg, NULL);
+}
+
+void srv_http_error_flag(srv_req_t *rq, unsigned status, const char *flag,
+                         const char *msg) {
+  srv__error_doc(rq, status, msg, flag);
+}
+
+/* ---- query strings and headers ---- */
+
+const char *srv_http_query(srv_req_t *rq, const char *key) {
+  return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+typedef struct srv__query_check {
+  const char *const *allowed;
+  const char *bad;
+} srv__query_check_t;
+
+static enum MHD_Result srv__query_iter(void *cls, enum MHD_ValueKind kind,
+                                       const char *key, const char *value) {
+  (void)kind;
+  (void)value;
+  srv__query_check_t *c = cls;
+  for (const char *const *a = c->allowed; a && *a; a++)
+    if (!strcmp(*a, key)) return MHD_YES;
+  c->bad = key;
+  return MHD_NO;
+}
+
+bool srv_http_query_only(srv_req_t *rq, const char *const *allowed) {
+  srv__query_check_t c = {allowed, NULL};
+  MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, srv__query_iter,
+                            &c);
+  if (!c.bad) return true;
+  srv_http_error(rq, 400, "unknown query parameter '%.64s'", c.bad);
+  return false;
+}
+
+bool srv_http_query_u64(srv_req_t *rq, const char *key, uint64_t min,
+                        uint64_t max, uint64_t *out) {
+  const char *v = srv_http_query(rq, key);
+  if (!v) return true;
+  char *end = NULL;
+  unsigned long long n = 0;
+  bool ok = *v >= '0' && *v <= '9';
+  if (ok) {
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    ok = !errno && !*end && n >= min && n <= max;
+  }
+  if (!ok) {
+    srv_http_error(rq, 400,
+                   "query parameter '%s' must be a whole number from %llu "
+                   "to %llu",
+                   key, (unsigned long long)min, (unsigned long long)max);
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
+bool srv_http_authorized(srv_req_t *rq) {
+  if (!srv__cfg.admin_token || !srv__token_len) return true;
+  const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_AUTHORIZATION);
+  if (!h || strncmp(h, "Bearer ", 7)) return false;
+  const char *got = h + 7;
+  size_t glen = strlen(got);
+  const char *want = srv__cfg.admin_token;
+  /* Time depends on the token's length only, not on where they differ. */
+  volatile unsigned char diff = glen != srv__token_len;
+  for (size_t i = 0; i < srv__token_len; i++)
+    diff |= (unsigned char)((i < glen ? got[i] : 0) ^ want[i]);
+  return diff == 0;
+}
+
+/* ---- the request cycle ---- */
+
+static unsigned srv__method(const char *m) {
+  if (!strcmp(m, "GET")) return SRV_M_GET;
+  if (!strcmp(m, "HEAD")) return SRV_M_HEAD;
+  if (!strcmp(m, "POST")) return SRV_M_POST;
+  if (!strcmp(m, "PATCH")) return SRV_M_PATCH;
+  if (!strcmp(m, "PUT")) return SRV_M_PUT;
+  if (!strcmp(m, "DELETE")) return SRV_M_DELETE;
+  return SRV_M_OTHER;
+}
+
+/* Whether the budget guard sheds this request. */
+static bool srv__over_budget(void) {
+  uint64_t budget = srv_flags_u64(SRV_FLAG_guard_budget_bytes);
+  if (!budget) {
+    if (atomic_load_explicit(&srv_shm->shedding, memory_order_relaxed))
+      atomic_store(&srv_shm->shedding, 0);
+    return false;
+  }
+  lab_stats_t st;
+  lab_stats(&st);
+  bool over = st.live_bytes > budget;
+  uint64_t was = atomic_exchange(&srv_shm->shedding, over ? 1 : 0);
+  if (over && !was)
+    srv_events_log(SRV_EVENT_shed,
+                   "heap live bytes %llu over guard.budget_bytes %llu: "
+                   "shedding app requests",
+                   (unsigned long long)st.live_bytes,
+                   (unsigned long long)budget);
+  else if (!over && was)
+    srv_events_log(SRV_EVENT_shed, "heap back under guard.budget_bytes: "
+                                   "serving app requests again");
+  return over;
+}
+
+static void srv__dispatch(srv_req_t *rq) {
+  if (rq->body_too_big) {
+    srv_http_error(rq, 413, "request body over the limit of %zu bytes",
+                   srv__cfg.max_body);
+    return;
+  }
+  if (rq->route == SRV_ROUTE_OTHER) {
+    srv_http_error(rq, 404, "no such path: %.200s", rq->url);
+    return;
+  }
+  if (!(srv_route_methods(rq->route) & rq->method)) {
+    srv_http_error(rq, 405, "method not allowed on %s",
+                   srv_route_path(rq->route));
+    return;
+  }
+  if (srv_route_is_app(rq->route) && srv__over_budget()) {
+    SRV_COUNT(shed_requests, 1);
+    srv_http_error(rq, 503, "over the memory budget (guard.budget_bytes)");
+    return;
+  }
+  srv__handlers[rq->route](rq);
+  if (!rq->status) srv_http_error(rq, 500, "the handler sent no response");
+}
+
+/* Keep an upload chunk, up to the body limit. */
+static void srv__body_append(srv_req_t *rq, const char *data, size_t n) {
+  SRV_COUNT(body_bytes, n);
+  if (rq->body_too_big) return;
+  if (rq->body_len + n > srv__cfg.max_body) {
+    rq->body_too_big = true;
+    return;
+  }
+  if (rq->body_len + n + 1 > rq->body_cap) {
+    size_t cap = rq->body_cap ? rq->body_cap * 2 : 1024;
+    while (cap < rq->body_len + n + 1) cap *= 2;
+    char *p = lab_try_realloc_at(rq->body, cap, &srv__body_site);
+    if (!p) {
+      rq->body_too_big = true;
+      return;
+    }
+    rq->body = p;
+    rq->body_cap = cap;
+  }
+  memcpy(rq->body + rq->body_len, data, n);
+  rq->body_len += n;
+  rq->body[rq->body_len] = '\0';
+}
+
+static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
+                                   const char *url, const char *method,
+                                   const char *version,
+                                   const char *upload_data,
+                                   size_t *upload_size, void **con_cls) {
+  (void)cls;
+  (void)version;
+  srv_req_t *rq = *con_cls;
+  if (!rq) {
+    /* First call: headers are in. The request object lives outside the
+     * scope: the completion hook needs it after the scope is closed. */
+    lab_scope_enter(NULL);
+    rq = lab_try_calloc_at(1, sizeof *rq, &srv__req_site);
+    if (!rq) return MHD_NO;
+    rq->t0_ns = srv_proc_mono_ns();
+    rq->conn = conn;
+    rq->url = url;
+    rq->route = srv_route_match(url);
+    rq->method = srv__method(method);
+    rq->scope = lab_scope_open(srv_route_path(rq->route));
+    *con_cls = rq;
+    const char *cl = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+      unsigned long long n = strtoull(cl, NULL, 10);
+      if (n > srv__cfg.max_body) {
+        rq->body_too_big = true;
+        srv__dispatch(rq); /* 413 now, before the body is read */
+      } else if (n) {
+        rq->body = lab_try_malloc_at((size_t)n + 1, &srv__body_site);
+        rq->body_cap = rq->body ? (size_t)n + 1 : 0;
+      }
+    }
+    lab_scope_enter(NULL);
+    return MHD_YES;
+  }
+  lab_scope_enter(rq->scope);
+  if (*upload_size) {
+    if (!rq->status) srv__body_append(rq, upload_data, *upload_size);
+    *upload_size = 0;
+  } else if (!rq->status) {
+    srv__dispatch(rq);
+  }
+  lab_scope_enter(NULL);
+  return MHD_YES;
+}
+
+static void srv__completed(void *cls, struct MHD_Connection *conn,
+                           void **con_cls,
+                           enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  srv_req_t *rq = *con_cls;
+  if (!rq) return;
+  *con_cls = NULL;
+  lab_free_at(rq->body, &srv__free_site);
+  if (rq->scope) {
+    bool reclaim = srv_flags_on(SRV_FLAG_guard_request_scope);
+    lab_scope_report_t rep;
+    lab_scope_close(rq->scope, reclaim ? LAB_SCOPE_RECLAIM : 0, &rep);
+    if (rep.blocks && reclaim) {
+      SRV_COUNT(reclaimed_blocks, rep.blocks);
+      SRV_COUNT(reclaimed_bytes, rep.bytes);
+    } else if (rep.blocks) {
+      SRV_COUNT(scope_left_blocks, rep.blocks);
+      SRV_COUNT(scope_left_bytes, rep.bytes);
+    }
+  }
+  if (rq->status)
+    srv_stats_request_done(rq->route, rq->status,
+                           srv_proc_mono_ns() - rq->t0_ns);
+  lab_free_at(rq, &srv__free_site);
+}
+
+int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
+  srv__cfg = *cfg;
+  srv__token_len = cfg->admin_token ? strlen(cfg->admin_token) : 0;
+  struct MHD_OptionItem ops[8];
+  int k = 0;
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
+                                     (intptr_t)srv__completed, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                     (intptr_t)cfg->max_conns, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                     (intptr_t)cfg->timeout_s, NULL};
+  if (cfg->threads > 1)
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+                                       (intptr_t)cfg->threads, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+  srv__daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC,
+                                 0, NULL, NULL, srv__access, NULL,
+                                 MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+  if (!srv__daemon) {
+    fprintf(stderr, "leaklab: libmicrohttpd would not start\n");
+    return SRV_EIO;
+  }
+  return SRV_OK;
+}
+
+void srv_http_stop(void) {
+  if (!srv__daemon) return;
+  MHD_stop_daemon(srv__daemon);
+  srv__daemon = NULL;
+}
