@@ -4,6 +4,7 @@
 #include "app.h"
 
 #include <cjson/cJSON.h>
+#include <dash/assets.h>
 #include <lab/cjson.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,14 +20,12 @@
 #define SRV_NAME_LIMIT 256
 
 void srv_app_root(srv_req_t *rq) {
-  srv_http_send_static(
-      rq, 200, "text/html; charset=utf-8",
-      "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
-      "<title>leaklab</title></head>\n<body><h1>leaklab</h1>\n"
-      "<p>The dashboard is coming. Meanwhile: <a href=\"/api/stats\">stats</a>, "
-      "<a href=\"/api/flags\">flags</a>, <a href=\"/api/leaks\">leaks</a>, "
-      "<a href=\"/api/events\">events</a>, <a href=\"/metrics\">metrics</a>."
-      "</p>\n</body></html>\n");
+  const dash_asset_t *a = dash_asset_find(rq->url);
+  if (!a) {
+    srv_http_error(rq, 404, "no such path: %.200s", rq->url);
+    return;
+  }
+  srv_http_send_asset(rq, a->type, a->data, a->len);
 }
 
 /* ---- /hello ---- */

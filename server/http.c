@@ -168,6 +168,19 @@ void srv_http_send_copy(srv_req_t *rq, unsigned status, const char *ctype,
                                              MHD_RESPMEM_MUST_COPY));
 }
 
+void srv_http_send_asset(srv_req_t *rq, const char *ctype, const void *p,
+                         size_t len) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      len, (void *)p, MHD_RESPMEM_PERSISTENT);
+  if (!r) return;
+  /* The page loads only its own files, and nothing it shows is HTML from
+   * a client (see the dashboard's app.js). */
+  MHD_add_response_header(r, "Content-Security-Policy",
+                          "default-src 'self'; style-src 'self' 'unsafe-inline'");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  srv__queue(rq, 200, ctype, r);
+}
+
 void srv_http_send_static(srv_req_t *rq, unsigned status, const char *ctype,
                           const char *text) {
   srv__queue(rq, status, ctype,

@@ -78,6 +78,9 @@ void srv_http_send(srv_req_t *rq, unsigned status, const char *ctype,
 /* Send a copy of p[0..len) (MHD copies it; the caller keeps p). */
 void srv_http_send_copy(srv_req_t *rq, unsigned status, const char *ctype,
                         const void *p, size_t len);
+/* Send a dashboard file (static bytes) with the page's security headers. */
+void srv_http_send_asset(srv_req_t *rq, const char *ctype, const void *p,
+                         size_t len);
 /* Send static text. */
 void srv_http_send_static(srv_req_t *rq, unsigned status, const char *ctype,
                           const char *text);

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include <dash/assets.h>
+
 static const char *const srv__route_paths[SRV_ROUTE_COUNT] = {
 #define SRV__ROUTE_PATH(id, path, methods, handler) path,
     SRV_ROUTE_MAP(SRV__ROUTE_PATH)
@@ -46,6 +48,8 @@ srv_route_t srv_route_of_site(const char *name) {
 srv_route_t srv_route_match(const char *path) {
   for (int r = 0; r < SRV_ROUTE_OTHER; r++)
     if (!strcmp(srv__route_paths[r], path)) return (srv_route_t)r;
+  /* The dashboard's own files are served by the root route. */
+  if (dash_asset_find(path)) return SRV_ROUTE_root;
   return SRV_ROUTE_OTHER;
 }
 

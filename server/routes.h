@@ -46,7 +46,8 @@ const char *srv_route_id(srv_route_t r);
 /* The route whose id is the prefix of a site name before its first dot
  * ("echo.tree" -> SRV_ROUTE_echo), or SRV_ROUTE_OTHER. */
 srv_route_t srv_route_of_site(const char *site_name);
-/* The route serving an exact path, or SRV_ROUTE_OTHER. */
+/* The route serving an exact path (the dashboard's files belong to the
+ * root route), or SRV_ROUTE_OTHER. */
 srv_route_t srv_route_match(const char *path);
 /* Allowed methods of a route (HEAD added where GET is). */
 unsigned srv_route_methods(srv_route_t r);

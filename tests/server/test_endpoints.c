@@ -231,12 +231,28 @@ static void report_dumps_one_row_per_record_with_zeroed_padding(void **state) {
   http_free(&r);
 }
 
-static void root_serves_a_placeholder_page(void **state) {
+static void root_serves_the_embedded_dashboard_and_its_files(void **state) {
   (void)state;
   http_resp_t r = http(srv, "GET", "/", NULL, 0, NULL);
   assert_int_equal(r.status, 200);
-  assert_non_null(strstr(r.body, "leaklab"));
+  assert_non_null(strstr(r.body, "<title>leaklab</title>"));
+  assert_non_null(strstr(r.body, "/uplot.min.js"));
   assert_true(http_has_header(&r, "Content-Type", "text/html; charset=utf-8"));
+  assert_true(http_has_header(&r, "X-Content-Type-Options", "nosniff"));
+  http_free(&r);
+  r = http(srv, "GET", "/uplot.min.js", NULL, 0, NULL);
+  assert_int_equal(r.status, 200);
+  assert_true(http_has_header(&r, "Content-Type", "text/javascript; charset=utf-8"));
+  assert_non_null(strstr(r.body, "uPlot"));
+  http_free(&r);
+  r = http(srv, "GET", "/app.js", NULL, 0, NULL);
+  assert_int_equal(r.status, 200);
+  http_free(&r);
+  r = http(srv, "GET", "/style.css", NULL, 0, NULL);
+  assert_int_equal(r.status, 200);
+  http_free(&r);
+  r = http(srv, "GET", "/nosuch.js", NULL, 0, NULL);
+  assert_int_equal(r.status, 404);
   http_free(&r);
 }
 
@@ -327,7 +343,7 @@ int main(void) {
       cmocka_unit_test(session_post_creates_one_and_get_finds_it),
       cmocka_unit_test(blob_returns_the_size_asked_for),
       cmocka_unit_test(report_dumps_one_row_per_record_with_zeroed_padding),
-      cmocka_unit_test(root_serves_a_placeholder_page),
+      cmocka_unit_test(root_serves_the_embedded_dashboard_and_its_files),
       cmocka_unit_test(metrics_are_prometheus_text),
       cmocka_unit_test(head_is_allowed_wherever_get_is),
       cmocka_unit_test(requests_are_counted_by_status),
