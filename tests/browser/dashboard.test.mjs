@@ -1,0 +1,136 @@
+// The dashboard in a real browser: Debian's Chromium, headless, driven by
+// playwright-core against a real leaklab on loopback with light load.
+// Run by ctest (see CMakeLists.txt) with LEAKLAB_BIN and ARTIFACTS set.
+import {test, before, after} from "node:test";
+import assert from "node:assert/strict";
+import {spawn} from "node:child_process";
+import {mkdtempSync, readFileSync, existsSync, mkdirSync} from "node:fs";
+import {tmpdir} from "node:os";
+import {join, dirname} from "node:path";
+import {createRequire} from "node:module";
+import {fileURLToPath} from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(join(here, "../../dashboard/package.json"));
+const {chromium} = require("playwright-core");
+
+const BIN = process.env.LEAKLAB_BIN;
+const ARTIFACTS = process.env.ARTIFACTS || tmpdir();
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+let server, base, browser, page, loadTimer;
+const consoleErrors = [];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, ms = 15000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}: ${last}`);
+}
+
+async function json(path, opts) {
+  const res = await fetch(base + path, opts);
+  return res.json();
+}
+
+async function liveBytes() {
+  return (await json("/api/stats")).heap.live_bytes;
+}
+
+before(async () => {
+  assert.ok(BIN && existsSync(BIN), "LEAKLAB_BIN must name the leaklab binary");
+  const dir = mkdtempSync(join(tmpdir(), "leaklab-browser-"));
+  const portFile = join(dir, "port");
+  server = spawn(BIN, ["--port", "0", "--port-file", portFile, "--sample-ms", "250"],
+                 {stdio: ["ignore", "inherit", "inherit"]});
+  const port = await waitFor("the port file", () =>
+    existsSync(portFile) && readFileSync(portFile, "utf8").trim());
+  base = `http://127.0.0.1:${port}`;
+  await waitFor("healthz", async () => (await fetch(base + "/healthz")).ok);
+  // Light load: a bounded client loop of /echo requests, every 20 ms.
+  let sent = 0;
+  loadTimer = setInterval(() => {
+    if (sent++ > 5000) return clearInterval(loadTimer);
+    fetch(base + "/echo", {method: "POST", body: JSON.stringify({a: [1, 2, 3], b: "load"}),
+                           headers: {"Content-Type": "application/json"}}).catch(() => {});
+  }, 20);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({viewport: {width: 1280, height: 800}});
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+});
+
+after(async () => {
+  clearInterval(loadTimer);
+  if (browser) await browser.close();
+  if (server) server.kill("SIGTERM");
+});
+
+test("the page loads and draws its charts with no console errors", async () => {
+  await page.goto(base + "/");
+  await page.waitForSelector("#chart-mem canvas");
+  await page.waitForSelector("#flag-list .flag");
+  await waitFor("the connection to show live", async () =>
+    (await page.textContent("#conn")) === "live");
+  assert.equal(await page.locator("#chart-sites canvas").count(), 1);
+  assert.equal(await page.locator("#chart-rps canvas").count(), 1);
+  assert.deepEqual(consoleErrors, []);
+});
+
+test("a fault switched on from the page shows in /api/flags", async () => {
+  const box = page.locator('[data-flag="echo.leak_tree"] input[type="checkbox"]');
+  await box.check();
+  await waitFor("echo.leak_tree on", async () => {
+    const flags = await json("/api/flags");
+    const list = Array.isArray(flags) ? flags : flags.flags;
+    return list.find((f) => f.name === "echo.leak_tree").value === 1;
+  });
+});
+
+test("the heap-live series grows while the fault is on", async () => {
+  const before = await liveBytes();
+  await waitFor("live bytes to grow on the server", async () => (await liveBytes()) > before + 10000);
+  // The page's own series: its last heap-live point passes the first.
+  await waitFor("the page's heap-live series to grow", () => page.evaluate(() => {
+    const s = window.leaklabStore;
+    const v = s.live.filter((x) => x !== null);
+    return v.length > 4 && v[v.length - 1] > v[0] + 10000;
+  }));
+  await page.screenshot({path: join(ARTIFACTS, "dashboard-leak.png"), fullPage: true});
+});
+
+test("a preset scenario applies its flags", async () => {
+  await page.click('[data-scenario="scopes"]');
+  await waitFor("the scopes scenario", async () => {
+    const flags = await json("/api/flags");
+    const list = Array.isArray(flags) ? flags : flags.flags;
+    const v = (n) => list.find((f) => f.name === n).value;
+    return v("guard.request_scope") === true && v("echo.leak_tree") === 1;
+  });
+  await waitFor("the scenario's story", async () =>
+    /request pool/.test(await page.textContent("#story")));
+  assert.equal(await page.getAttribute('[data-scenario="scopes"]', "aria-pressed"), "true");
+});
+
+test("the page is readable at phone width", async () => {
+  await page.setViewportSize({width: 390, height: 844});
+  await sleep(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `page scrolls sideways by ${overflow}px`);
+  mkdirSync(ARTIFACTS, {recursive: true});
+  await page.screenshot({path: join(ARTIFACTS, "dashboard-phone.png"), fullPage: true});
+  assert.deepEqual(consoleErrors, []);
+});
