@@ -38,7 +38,7 @@ static void srv__sample_json(srv_json_t *j, const srv_sample_t *s) {
   srv_json_u64(j, "rss_bytes", s->rss_bytes);
   srv_json_u64(j, "vm_bytes", s->vm_bytes);
   srv_json_u64(j, "cpu_ms", s->cpu_ms);
-#define SRV__HEAP_JSON(name, help) srv_json_u64(j, #name, s->heap_##name);
+#define SRV__HEAP_JSON(name, kind, metric, help) srv_json_u64(j, #name, s->heap_##name);
   LAB_STAT_FIELDS(SRV__HEAP_JSON)
 #undef SRV__HEAP_JSON
   srv_json_obj(j, "errors");

@@ -76,7 +76,7 @@ void srv_hist_sample(void) {
   s.cpu_ms = (uint64_t)(srv_proc_cpu_seconds() * 1000);
   lab_stats_t st;
   lab_stats(&st);
-#define SRV__COPY_HEAP(name, help) s.heap_##name = st.name;
+#define SRV__COPY_HEAP(name, kind, metric, help) s.heap_##name = st.name;
   LAB_STAT_FIELDS(SRV__COPY_HEAP)
 #undef SRV__COPY_HEAP
   memcpy(s.errors, st.errors, sizeof s.errors);

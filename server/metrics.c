@@ -40,10 +40,15 @@ static void srv__label1(srv_buf_t *b, const char *name, const char *label,
   srv_buf_puts(b, "\"}");
 }
 
+/* A metric's full name: counters end in _total. */
+#define SRV__SUFFIX_gauge ""
+#define SRV__SUFFIX_counter "_total"
+#define SRV__METRIC_NAME(prefix, kind, metric) prefix #metric SRV__SUFFIX_##kind
+
 typedef struct srv__msite {
   char name[SRV_NAME_MAX];
   const char *route;
-#define SRV__MSITE_FIELD(name, help) uint64_t name;
+#define SRV__MSITE_FIELD(name, kind, metric, help) uint64_t name;
   LAB_SITE_STAT_FIELDS(SRV__MSITE_FIELD)
 #undef SRV__MSITE_FIELD
   uint64_t errors[LAB_FAULT_COUNT];
@@ -68,15 +73,17 @@ static void srv__sites(srv_buf_t *b) {
       ms[m].route = r == SRV_ROUTE_OTHER ? "none" : srv_route_path(r);
       m++;
     }
-#define SRV__MSITE_ADD(field, help) ms[k].field += all[i].field;
+#define SRV__MSITE_ADD(field, kind, metric, help) ms[k].field += all[i].field;
     LAB_SITE_STAT_FIELDS(SRV__MSITE_ADD)
 #undef SRV__MSITE_ADD
     for (int e = 0; e < LAB_FAULT_COUNT; e++) ms[k].errors[e] += all[i].errors[e];
   }
-#define SRV__MSITE_OUT(field, help)                                          \
-  srv__family(b, "leaklab_site_" #field, "gauge", "Per call site: " help ".");\
+#define SRV__MSITE_OUT(field, kind, metric, help)                            \
+  srv__family(b, SRV__METRIC_NAME("leaklab_site_", kind, metric), #kind,     \
+              "Per call site: " help ".");                                   \
   for (size_t k = 0; k < m; k++) {                                           \
-    srv_buf_puts(b, "leaklab_site_" #field "{site=\"");                     \
+    srv_buf_puts(b, SRV__METRIC_NAME("leaklab_site_", kind, metric)          \
+                    "{site=\"");                                             \
     srv_buf_prom_label(b, ms[k].name);                                       \
     srv_buf_puts(b, "\",route=\"");                                          \
     srv_buf_prom_label(b, ms[k].route);                                      \
@@ -178,8 +185,9 @@ void srv_metrics_write(srv_buf_t *b) {
 
   lab_stats_t st;
   lab_stats(&st);
-#define SRV__HEAP_METRIC(name, help)                                         \
-  srv__u64(b, "leaklab_heap_" #name, "gauge", "Heap: " help ".", st.name);
+#define SRV__HEAP_METRIC(name, kind, metric, help)                           \
+  srv__u64(b, SRV__METRIC_NAME("leaklab_heap_", kind, metric), #kind,        \
+           "Heap: " help ".", st.name);
   LAB_STAT_FIELDS(SRV__HEAP_METRIC)
 #undef SRV__HEAP_METRIC
   srv__family(b, "leaklab_heap_errors_total", "counter",

@@ -76,7 +76,7 @@ typedef struct srv_sample {
   uint64_t rss_bytes;       /* resident set of the worker */
   uint64_t vm_bytes;        /* its virtual size */
   uint64_t cpu_ms;          /* its user + system CPU time */
-#define SRV__SAMPLE_HEAP(name, help) uint64_t heap_##name;
+#define SRV__SAMPLE_HEAP(name, kind, metric, help) uint64_t heap_##name;
   LAB_STAT_FIELDS(SRV__SAMPLE_HEAP)
 #undef SRV__SAMPLE_HEAP
   uint64_t errors[LAB_FAULT_COUNT]; /* caught faults by kind */

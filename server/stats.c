@@ -64,7 +64,7 @@ void srv_stats_json(srv_json_t *j) {
 
   srv_json_obj(j, "heap");
   srv_json_str(j, "backend", lab_backend_name());
-#define SRV__HEAP_JSON(name, help) srv_json_u64(j, #name, st.name);
+#define SRV__HEAP_JSON(name, kind, metric, help) srv_json_u64(j, #name, st.name);
   LAB_STAT_FIELDS(SRV__HEAP_JSON)
 #undef SRV__HEAP_JSON
   srv_json_end(j);

@@ -36,9 +36,9 @@ invalid:
 void lab__libc_free(lab__hdr_t *h, size_t size) {
   void *u = lab__user_of(h);
   long bad = lab__guard_check(u, size);
-  if (bad >= 0)
-    lab__report(LAB_FAULT_overflow, h->site, 0, size, u, NULL,
-                (long)size + bad);
+  if (bad >= 0) /* seen by the free: h->slot is its site */
+    lab__report(LAB_FAULT_overflow, h->site, 0, size, u,
+                lab__site_at((uint16_t)h->slot), (long)size + bad);
   memset(u, LAB_FILL_FREE, size < lab__fill_max ? size : lab__fill_max);
   h->canary = LAB__CANARY_FREE;
   free(h);

@@ -498,9 +498,9 @@ static void lab__evict_oldest(lab__heap_t *h) {
 void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
   void *u = lab__user_of(b);
   long bad = lab__guard_check(u, size);
-  if (LAB__UNLIKELY(bad >= 0))
-    lab__report(LAB_FAULT_overflow, b->site, 0, size, u, NULL,
-                (long)size + bad);
+  if (LAB__UNLIKELY(bad >= 0)) /* seen by the free: b->slot is its site */
+    lab__report(LAB_FAULT_overflow, b->site, 0, size, u,
+                lab__site_at((uint16_t)b->slot), (long)size + bad);
   if (LAB__UNLIKELY(size > LAB__SMALL_MAX)) {
     b->canary = LAB__CANARY_FREE;
     if (lab__vg) VALGRIND_FREELIKE_BLOCK(u, 0);

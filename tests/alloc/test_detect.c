@@ -91,6 +91,7 @@ static void overflow_by_one_byte_is_caught_at_free(void **state) {
   assert_int_equal(events.n, 1);
   assert_int_equal(events.ev[0].kind, LAB_FAULT_overflow);
   assert_ptr_equal(events.ev[0].alloc_site, &alloc_site);
+  assert_ptr_equal(events.ev[0].site, &bad_site); /* the free that saw it */
   assert_int_equal(events.ev[0].offset, (long)len);
   assert_int_equal(site_stats(&alloc_site).errors[LAB_FAULT_overflow], 1);
 }

@@ -251,7 +251,7 @@ uint64_t site_total_bytes(srv_t *s, const char *name) {
   /* /api/leaks lists live sites only; the metrics list every site. */
   http_resp_t r = http(s, "GET", "/metrics", NULL, 0, NULL);
   char want[128];
-  snprintf(want, sizeof want, "leaklab_site_total_bytes{site=\"%s\",", name);
+  snprintf(want, sizeof want, "leaklab_site_allocated_bytes_total{site=\"%s\",", name);
   uint64_t v = 0;
   char *p = strstr(r.body, want);
   if (p) {

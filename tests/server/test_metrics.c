@@ -106,7 +106,7 @@ static void metrics_carry_the_process_and_heap_figures(void **state) {
       "process_cpu_seconds_total",     "process_start_time_seconds",
       "process_open_fds",              "leaklab_heap_live_bytes",
       "leaklab_heap_live_blocks",      "leaklab_heap_mapped_bytes",
-      "leaklab_heap_total_allocs",     "leaklab_uptime_seconds", NULL};
+      "leaklab_heap_allocs_total",     "leaklab_uptime_seconds", NULL};
   for (int i = 0; names[i]; i++) {
     char help[128];
     snprintf(help, sizeof help, "# TYPE %s ", names[i]);

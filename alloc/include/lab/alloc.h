@@ -196,23 +196,30 @@ size_t lab_check(void);
 
 /* ---- Accounting. ---- */
 
-/* Every heap-wide statistic, declared once: X(name, help). */
+/* Every heap-wide statistic, declared once: X(name, kind, metric, help).
+ * kind is gauge or counter; metric is its name in metrics (a counter's
+ * exporter adds _total). */
 #define LAB_STAT_FIELDS(X)                                                   \
-  X(live_bytes, "bytes requested and not yet freed")                        \
-  X(live_blocks, "blocks allocated and not yet freed")                      \
-  X(peak_live_bytes, "highest live_bytes seen")                             \
-  X(mapped_bytes, "bytes taken from the OS and not given back")             \
-  X(overhead_bytes, "metadata: block headers, guards, heap structures")     \
-  X(total_allocs, "allocations since start")                                \
-  X(total_frees, "frees since start")                                       \
-  X(reclaimed_bytes, "bytes freed by closing scopes with reclaim")          \
-  X(reclaimed_blocks, "blocks freed by closing scopes with reclaim")        \
-  X(quarantine_bytes, "freed bytes held in quarantine")                     \
-  X(os_maps, "mappings requested from the OS since start")                 \
-  X(heaps, "thread heaps made; a new thread reuses an exited one's")
+  X(live_bytes, gauge, live_bytes, "bytes requested and not yet freed")     \
+  X(live_blocks, gauge, live_blocks, "blocks allocated and not yet freed")  \
+  X(peak_live_bytes, gauge, peak_live_bytes, "highest live_bytes seen")     \
+  X(mapped_bytes, gauge, mapped_bytes,                                       \
+    "bytes taken from the OS and not given back")                           \
+  X(overhead_bytes, gauge, overhead_bytes,                                   \
+    "metadata: block headers, guards, heap structures")                     \
+  X(total_allocs, counter, allocs, "allocations since start")               \
+  X(total_frees, counter, frees, "frees since start")                       \
+  X(reclaimed_bytes, counter, reclaimed_bytes,                               \
+    "bytes freed by closing scopes with reclaim")                           \
+  X(reclaimed_blocks, counter, reclaimed_blocks,                             \
+    "blocks freed by closing scopes with reclaim")                          \
+  X(quarantine_bytes, gauge, quarantine_bytes,                               \
+    "freed bytes held in quarantine")                                       \
+  X(os_maps, counter, os_maps, "mappings requested from the OS since start") \
+  X(heaps, gauge, heaps, "thread heaps made; a new thread reuses an exited one's")
 
 typedef struct lab_stats {
-#define LAB__STAT_FIELD(name, help) uint64_t name;
+#define LAB__STAT_FIELD(name, kind, metric, help) uint64_t name;
   LAB_STAT_FIELDS(LAB__STAT_FIELD)
 #undef LAB__STAT_FIELD
   uint64_t errors[LAB_FAULT_COUNT]; /* caught faults by kind */
@@ -221,16 +228,16 @@ typedef struct lab_stats {
 /* Heap-wide snapshot; cost depends on threads and sites, not on blocks. */
 void lab_stats(lab_stats_t *out);
 
-/* Per call site: X(name, help), all counters. */
+/* Per call site: X(name, kind, metric, help), as LAB_STAT_FIELDS. */
 #define LAB_SITE_STAT_FIELDS(X)                                              \
-  X(live_bytes, "bytes allocated here and still live")                      \
-  X(live_blocks, "blocks allocated here and still live")                    \
-  X(total_allocs, "allocations made here since start")                      \
-  X(total_bytes, "bytes allocated here since start")
+  X(live_bytes, gauge, live_bytes, "bytes allocated here and still live")   \
+  X(live_blocks, gauge, live_blocks, "blocks allocated here and still live") \
+  X(total_allocs, counter, allocs, "allocations made here since start")     \
+  X(total_bytes, counter, allocated_bytes, "bytes allocated here since start")
 
 typedef struct lab_site_stats {
   const lab_site_t *site; /* the call site */
-#define LAB__STAT_FIELD(name, help) uint64_t name;
+#define LAB__STAT_FIELD(name, kind, metric, help) uint64_t name;
   LAB_SITE_STAT_FIELDS(LAB__STAT_FIELD)
 #undef LAB__STAT_FIELD
   uint64_t errors[LAB_FAULT_COUNT]; /* faults charged to this site */
