@@ -46,16 +46,25 @@ async function liveBytes() {
   return (await json("/api/stats")).heap.live_bytes;
 }
 
-before(async () => {
-  assert.ok(BIN && existsSync(BIN), "LEAKLAB_BIN must name the leaklab binary");
+let port;
+
+// Start leaklab on `p` ("0": any free port); resolves to its port once it
+// answers /healthz.
+async function startServer(p) {
   const dir = mkdtempSync(join(tmpdir(), "leaklab-browser-"));
   const portFile = join(dir, "port");
-  server = spawn(BIN, ["--port", "0", "--port-file", portFile, "--sample-ms", "250"],
+  server = spawn(BIN, ["--port", p, "--port-file", portFile, "--sample-ms", "250"],
                  {stdio: ["ignore", "inherit", "inherit"]});
-  const port = await waitFor("the port file", () =>
+  const got = await waitFor("the port file", () =>
     existsSync(portFile) && readFileSync(portFile, "utf8").trim());
+  await waitFor("healthz", async () => (await fetch(`http://127.0.0.1:${got}/healthz`)).ok);
+  return got;
+}
+
+before(async () => {
+  assert.ok(BIN && existsSync(BIN), "LEAKLAB_BIN must name the leaklab binary");
+  port = await startServer("0");
   base = `http://127.0.0.1:${port}`;
-  await waitFor("healthz", async () => (await fetch(base + "/healthz")).ok);
   // Light load: a bounded client loop of /echo requests, every 20 ms.
   let sent = 0;
   loadTimer = setInterval(() => {
@@ -133,4 +142,22 @@ test("the page is readable at phone width", async () => {
   mkdirSync(ARTIFACTS, {recursive: true});
   await page.screenshot({path: join(ARTIFACTS, "dashboard-phone.png"), fullPage: true});
   assert.deepEqual(consoleErrors, []);
+});
+
+test("the page reconnects by itself after the server restarts", async () => {
+  await page.setViewportSize({width: 1280, height: 800});
+  const oldPid = (await json("/api/stats")).pid;
+  const exited = new Promise((r) => server.once("exit", r));
+  server.kill("SIGTERM");
+  await exited;
+  await waitFor("the page to notice", async () => (await page.textContent("#conn")) !== "live");
+  await startServer(port);
+  const newPid = (await json("/api/stats")).pid;
+  assert.notEqual(newPid, oldPid);
+  await waitFor("the page to be live again", async () => (await page.textContent("#conn")) === "live");
+  await waitFor("the summary to show the new process", async () =>
+    (await page.textContent("#summary")).includes(`pid ${(await json("/api/stats")).worker.pid}`));
+  await waitFor("flags to load again", async () =>
+    (await page.locator("#flag-list .flag").count()) > 5);
+  assert.deepEqual(consoleErrors.filter((e) => !/Failed to fetch|ERR_CONNECTION_REFUSED|net::/.test(e)), []);
 });
