@@ -1,0 +1,136 @@
+// Hostile clients against a real leaklab on loopback: slow senders,
+// thousands of connections, oversized headers and bodies, garbage,
+// pipelining, disconnects mid-body. The server must keep serving, answer
+// with a clear error where HTTP allows, and its heap must come back to where
+// it started. Every loop here is bounded in count and time.
+import {test, before, after} from "node:test";
+import assert from "node:assert/strict";
+import {spawn} from "node:child_process";
+import {connect} from "node:net";
+import {mkdtempSync, readFileSync, existsSync} from "node:fs";
+import {tmpdir} from "node:os";
+import {join} from "node:path";
+
+const BIN = process.env.LEAKLAB_BIN;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let server, port, baseline;
+
+async function waitFor(what, fn, ms = 10000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}: ${last}`);
+}
+
+const url = (p) => `http://127.0.0.1:${port}${p}`;
+const stats = async () => (await fetch(url("/api/stats"))).json();
+const healthy = async () => (await fetch(url("/healthz"))).status === 200;
+
+// Send raw bytes on one connection; resolve to everything the server sent
+// back once it closes the connection or `ms` passes.
+function raw(chunks, {ms = 5000, gapMs = 0, end = true} = {}) {
+  return new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1");
+    let got = "", closed = false;
+    const timer = setTimeout(() => { s.destroy(); resolve({got, closed}); }, ms);
+    s.on("data", (d) => (got += d.toString("latin1")));
+    s.on("error", () => {});
+    s.on("close", () => { closed = true; clearTimeout(timer); resolve({got, closed}); });
+    s.on("connect", async () => {
+      for (const c of chunks) {
+        if (s.destroyed) break;
+        s.write(c);
+        if (gapMs) await sleep(gapMs);
+      }
+      if (end && !s.destroyed) s.end();
+    });
+  });
+}
+
+before(async () => {
+  assert.ok(BIN && existsSync(BIN), "LEAKLAB_BIN must name the leaklab binary");
+  const dir = mkdtempSync(join(tmpdir(), "leaklab-hostile-"));
+  const pf = join(dir, "port");
+  server = spawn(BIN, ["--port", "0", "--port-file", pf, "--timeout", "2", "--max-conns", "4096"],
+                 {stdio: ["ignore", "ignore", "inherit"]});
+  port = await waitFor("the port file", () => existsSync(pf) && readFileSync(pf, "utf8").trim());
+  await waitFor("healthz", healthy);
+  // Warm every path once, so the baseline includes what is made once.
+  await fetch(url("/echo"), {method: "POST", body: '{"warm":true}'});
+  await fetch(url("/hello"));
+  baseline = (await stats()).heap.live_bytes;
+});
+
+after(() => server && server.kill("SIGTERM"));
+
+test("two thousand concurrent connections are all answered", async () => {
+  const N = 2000;
+  const body = "GET /hello?name=many HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const results = await Promise.all(Array.from({length: N}, () => raw([body], {ms: 20000, end: false})));
+  const ok = results.filter((r) => r.got.startsWith("HTTP/1.1 200")).length;
+  assert.equal(ok, N, `${N - ok} of ${N} connections got no 200`);
+  assert.ok(await healthy());
+});
+
+test("an oversized header gets an error status, and the server goes on", async () => {
+  const r = await raw(["GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + "b".repeat(200000) + "\r\n\r\n"]);
+  assert.match(r.got, /^HTTP\/1\.1 4\d\d/);
+  assert.ok(await healthy());
+});
+
+test("an oversized body gets 413 with a JSON error, before it is sent", async () => {
+  // The server answers as soon as it sees Content-Length; a client that
+  // went on sending would find the connection closed.
+  const r = await raw(["POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+                       `Content-Length: ${3 * 1024 * 1024}\r\n\r\n`, "[" + "1,".repeat(30000)],
+                      {end: false});
+  assert.match(r.got, /^HTTP\/1\.1 413/);
+  assert.match(r.got, /"error":/);
+  assert.ok(await healthy());
+});
+
+test("garbage instead of HTTP gets 400 or a closed connection", async () => {
+  let seed = 7;
+  const bytes = Buffer.alloc(4096, 0).map(() => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff);
+  const r = await raw([bytes, "\r\n\r\n"]);
+  assert.ok(r.closed);
+  assert.ok(r.got === "" || /^HTTP\/1\.1 400/.test(r.got), `answered: ${r.got.slice(0, 40)}`);
+  const r2 = await raw(["BREW /coffee HTCPCP/1.0\r\n\r\n"]);
+  assert.ok(r2.got === "" || /^HTTP\/1\.1 [45]\d\d/.test(r2.got));
+  assert.ok(await healthy());
+});
+
+test("pipelined requests are answered in order", async () => {
+  const one = (n) => `GET /hello?name=p${n} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  const r = await raw([one(1) + one(2) + one(3) + "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]);
+  const statuses = [...r.got.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+  assert.deepEqual(statuses, ["200", "200", "200", "200"]);
+  const p1 = r.got.indexOf("p1"), p2 = r.got.indexOf("p2"), p3 = r.got.indexOf("p3");
+  assert.ok(p1 > 0 && p1 < p2 && p2 < p3, "answers out of order");
+});
+
+test("clients that vanish in the middle of a body leave nothing behind", async () => {
+  for (let i = 0; i < 200; i++) {
+    const s = connect(port, "127.0.0.1");
+    s.on("error", () => {});
+    await new Promise((r) => s.on("connect", r));
+    s.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"half\": [1,2,3");
+    s.destroy();
+  }
+  assert.ok(await healthy());
+});
+
+test("after all that, the heap is back where it started", async () => {
+  // Connections close and their requests complete asynchronously.
+  const live = await waitFor("live bytes back to the baseline", async () => {
+    const s = await stats();
+    return s.heap.live_bytes <= baseline + 4096 ? s.heap.live_bytes : null;
+  }, 15000);
+  assert.ok(live <= baseline + 4096, `live ${live} vs baseline ${baseline}`);
+  const s = await stats();
+  const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
+  assert.equal(errors, 0, "the heap caught errors with every fault off");
+});
