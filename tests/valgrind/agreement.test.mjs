@@ -1,0 +1,91 @@
+// leaklab's leak figures against valgrind memcheck's, on the same process:
+// leaklab --single-process --heap libc under memcheck, a bounded request
+// mix, then a clean shutdown (SIGTERM).
+import {test} from "node:test";
+import assert from "node:assert/strict";
+import {spawn} from "node:child_process";
+import {mkdtempSync, readFileSync, existsSync} from "node:fs";
+import {tmpdir} from "node:os";
+import {join} from "node:path";
+
+const BIN = process.env.LEAKLAB_BIN;
+const VALGRIND = process.env.VALGRIND || "valgrind";
+const PER_BLOCK = 24; /* the libc backend's header and guard, inside each malloc block */
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try { const v = await fn(); if (v) return v; } catch (e) { /* not yet */ }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+// Run leaklab under memcheck, let `drive(base)` talk to it, stop it, and
+// return memcheck's summary and exit status.
+async function underMemcheck(drive) {
+  const dir = mkdtempSync(join(tmpdir(), "leaklab-vg-"));
+  const pf = join(dir, "port"), log = join(dir, "memcheck.log");
+  const vg = spawn(VALGRIND, ["--leak-check=full", `--log-file=${log}`, BIN, "--single-process",
+                              "--heap", "libc", "--port", "0", "--port-file", pf],
+                   {stdio: ["ignore", "ignore", "inherit"]});
+  const exited = new Promise((r) => vg.on("exit", (code) => r(code)));
+  const port = await waitFor("leaklab under valgrind", () => existsSync(pf) && readFileSync(pf, "utf8").trim(), 60000);
+  const base = `http://127.0.0.1:${port}`;
+  let driven;
+  try {
+    driven = await drive(base);
+  } finally {
+    vg.kill("SIGTERM");
+  }
+  const code = await exited;
+  const text = readFileSync(log, "utf8");
+  const num = (re) => { const m = text.match(re); return m ? Number(m[1].replace(/,/g, "")) : 0; };
+  return {
+    code, text, driven,
+    definite: num(/definitely lost: ([\d,]+) bytes/), definiteBlocks: num(/definitely lost: [\d,]+ bytes in ([\d,]+) blocks/),
+    indirect: num(/indirectly lost: ([\d,]+) bytes/),
+    errors: num(/ERROR SUMMARY: ([\d,]+) errors/),
+  };
+}
+
+async function mix(base, rounds) {
+  for (let i = 0; i < rounds; i++) {
+    await fetch(`${base}/hello?name=vg${i}`);
+    await fetch(`${base}/echo`, {method: "POST", body: '{"a":[1,2,3],"b":{"c":"d"}}'});
+    await fetch(`${base}/echo`, {method: "POST", body: '{"broken":'});
+    await fetch(`${base}/session`, {method: "POST", body: '{"user":"vg"}'});
+    await fetch(`${base}/blob?size=3000`);
+    await fetch(`${base}/report?rows=20`);
+    await fetch(`${base}/api/stats`);
+    await fetch(`${base}/metrics`);
+  }
+}
+
+test("with every fault off, memcheck finds nothing lost and no error", async () => {
+  const r = await underMemcheck((base) => mix(base, 15));
+  assert.equal(r.code, 0, r.text);
+  assert.equal(r.definite, 0, r.text);
+  assert.equal(r.indirect, 0, r.text);
+  assert.equal(r.errors, 0, r.text);
+});
+
+test("a forgotten free: memcheck's definitely lost equals leaklab's site figure to the byte", async () => {
+  const N = 150;
+  const r = await underMemcheck(async (base) => {
+    const patch = (v) => fetch(`${base}/api/flags`, {method: "PATCH", body: JSON.stringify({"hello.leak_response": v})});
+    await patch(1);
+    for (let i = 0; i < N; i++) await fetch(`${base}/hello?name=n${i % 7}`);
+    await patch(0);
+    await mix(base, 3);
+    const leaks = await (await fetch(`${base}/api/leaks?top=50`)).json();
+    return leaks.sites.find((s) => s.site === "hello.response");
+  });
+  const site = r.driven;
+  assert.ok(site, "hello.response missing from /api/leaks");
+  assert.equal(site.blocks, N);
+  assert.equal(r.definiteBlocks, site.blocks, r.text);
+  assert.equal(r.definite, site.bytes + PER_BLOCK * site.blocks, r.text);
+  assert.equal(r.indirect, 0, r.text);
+});
