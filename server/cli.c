@@ -55,6 +55,8 @@ void srv_cli_usage(FILE *f) {
              "/api/leaks?top=N,\n/api/events?since=SEQ, /metrics, /healthz; "
              "PATCH /api/flags {\"echo.leak_tree\": 1};\n"
              "POST /api/flags?echo.leak_tree=0.5; POST /api/flags/reset.\n"
+             "SIGHUP replaces the worker gracefully (not with "
+             "--single-process).\n"
              "Exit status: 0 on SIGINT/SIGTERM, 1 if it cannot serve, "
              "2 on bad options.\n");
 }

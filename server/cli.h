@@ -43,7 +43,8 @@ typedef enum srv_opt_type {
     "LEAKLAB_MAX_BODY", "largest request body in bytes (k/M/G suffixes); 413 beyond") \
   X("single-process", single_process, SRV_OPT_FLAG, NULL, "0", 0, 1,         \
     "LEAKLAB_SINGLE_PROCESS",                                                \
-    "run the worker alone, without a supervisor (for a debugger or valgrind)") \
+    "run the worker alone, without a supervisor (for a debugger or "          \
+    "valgrind): no recycling, no restart after a crash")                     \
   X("port-file", port_file, SRV_OPT_STR, "PATH", "", 0, 0,                   \
     "LEAKLAB_PORT_FILE", "write the port to PATH once listening")
 

@@ -39,7 +39,9 @@ static uint64_t srv__events_put(srv_event_t *ev) {
   ev->seq = seq;
   ev->t_ms = srv_proc_now_ms();
   ev->pid = (int32_t)getpid();
-  ev->generation = (uint32_t)atomic_load(&srv_shm->generation);
+  ev->generation = (uint32_t)(srv_shm_self.generation
+                                  ? srv_shm_self.generation
+                                  : atomic_load(&srv_shm->generation));
   struct srv_event_slot *slot = &srv_shm->events[(seq - 1) % SRV_EVENTS_MAX];
   srv_shm_slot_write(&slot->seq, slot->w, ev, sizeof *ev, seq);
   return seq;

@@ -83,12 +83,16 @@ typedef enum srv_flag_type {
     "reach it",                                                              \
     NULL)                                                                    \
   X(guard_recycle_rss_bytes, "guard.recycle_rss_bytes", SRV_FLAG_BYTES, 0,  \
-    "replace the worker when its RSS exceeds this many bytes (0 = off); "    \
-    "stored now, takes effect with the supervisor in a later version",       \
+    "replace the worker before its RSS passes this many bytes, less up to "  \
+    "10 % at random per worker (0 = off): the next worker starts on the "    \
+    "same socket, the old one answers what it still has with Connection: "   \
+    "close and exits, and the OS takes back all it leaked; no effect with "  \
+    "--single-process",                                                      \
     NULL)                                                                    \
   X(guard_recycle_requests, "guard.recycle_requests", SRV_FLAG_REQUESTS, 0, \
-    "replace the worker after this many requests (0 = off); stored now, "    \
-    "takes effect with the supervisor in a later version",                   \
+    "replace the worker after it has answered this many requests, give or "  \
+    "take 10 % at random per worker so a fleet does not recycle in "         \
+    "lockstep (0 = off); no effect with --single-process",                   \
     NULL)
 
 typedef enum srv_flag {

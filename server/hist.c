@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "events.h"
@@ -26,7 +27,6 @@ static int16_t srv__index_of[SRV__LAB_SITES + 1]; /* heap id -> index + 1 */
 static uint64_t srv__snap_bytes[SRV_SITES_MAX];
 static uint64_t srv__snap_blocks[SRV_SITES_MAX];
 static uint64_t srv__last_snap_ms;
-static pthread_mutex_t srv__sample_lock = PTHREAD_MUTEX_INITIALIZER;
 
 unsigned srv_hist_nsites(void) {
   return (unsigned)atomic_load_explicit(&srv_shm->site_n, memory_order_acquire);
@@ -48,7 +48,7 @@ uint64_t srv_hist_live_since(unsigned i) {
 }
 
 /* Table index of a heap site, adding it under its name; -1 when full.
- * Only the sampler adds entries (under srv__sample_lock). */
+ * Only a sampler adds entries (under the region's sample lock). */
 static int srv__site_index(uint32_t heap_id, const lab_site_t *site) {
   if (heap_id > SRV__LAB_SITES) return -1;
   if (srv__index_of[heap_id]) return srv__index_of[heap_id] - 1;
@@ -67,10 +67,16 @@ static int srv__site_index(uint32_t heap_id, const lab_site_t *site) {
   return idx;
 }
 
-void srv_hist_sample(void) {
+bool srv_hist_sample(void) {
   srv_sample_t s;
   memset(&s, 0, sizeof s);
-  pthread_mutex_lock(&srv__sample_lock);
+  /* One history for every worker: only the serving one samples, and the
+   * lock keeps a handover's old and new samplers from writing at once. */
+  srv_shm_lock();
+  if (atomic_load(&srv_shm->worker_pid) != (uint64_t)getpid()) {
+    srv_shm_unlock();
+    return false;
+  }
   s.t_ms = srv_proc_now_ms();
   srv_proc_mem(&s.rss_bytes, &s.vm_bytes);
   s.cpu_ms = (uint64_t)(srv_proc_cpu_seconds() * 1000);
@@ -139,7 +145,8 @@ void srv_hist_sample(void) {
   struct srv_sample_slot *slot = &srv_shm->hist[(tag - 1) % srv_shm->hist_len];
   srv_shm_slot_write(&slot->seq, slot->w, &s, sizeof s, tag);
   atomic_store(&srv_shm->hist_n, tag);
-  pthread_mutex_unlock(&srv__sample_lock);
+  srv_shm_unlock();
+  return true;
 }
 
 uint64_t srv_hist_count(void) { return atomic_load(&srv_shm->hist_n); }
@@ -214,21 +221,30 @@ void srv_hist_growth(unsigned i, srv_growth_t *out) {
   out->steady = grew >= 3;
 }
 
+/* Until this worker serves (a successor waiting for the handover), look
+ * every SRV__WAIT_MS so the first sample comes right after it. */
+#define SRV__WAIT_MS 10
+
+static bool srv__sampled;
+
 static void *srv__sampler_main(void *arg) {
   (void)arg;
   pthread_mutex_lock(&srv__lock);
   while (!srv__stop) {
+    uint64_t ms = srv_shm->sample_ms;
+    if (!srv__sampled && ms > SRV__WAIT_MS) ms = SRV__WAIT_MS;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)srv_shm->sample_ms * 1000000;
+    uint64_t ns = (uint64_t)ts.tv_nsec + ms * 1000000;
     ts.tv_sec += (time_t)(ns / 1000000000);
     ts.tv_nsec = (long)(ns % 1000000000);
     while (!srv__stop && pthread_cond_timedwait(&srv__wake, &srv__lock, &ts) == 0) {
     }
     if (srv__stop) break;
     pthread_mutex_unlock(&srv__lock);
-    srv_hist_sample();
+    bool sampled = srv_hist_sample();
     pthread_mutex_lock(&srv__lock);
+    srv__sampled = sampled;
   }
   pthread_mutex_unlock(&srv__lock);
   return NULL;
@@ -241,7 +257,7 @@ int srv_hist_start(void) {
   pthread_cond_init(&srv__wake, &ca);
   pthread_condattr_destroy(&ca);
   srv__stop = false;
-  srv_hist_sample();
+  srv__sampled = srv_hist_sample();
   if (pthread_create(&srv__sampler, NULL, srv__sampler_main, NULL))
     return SRV_ENOMEM;
   srv__running = true;

@@ -23,8 +23,10 @@ typedef struct srv_growth {
 int srv_hist_start(void);
 /* Stop and join the sampler thread. */
 void srv_hist_stop(void);
-/* Take one sample now (the sampler does this every interval). */
-void srv_hist_sample(void);
+/* Take one sample now (the sampler does this every interval) if this
+ * process is the serving worker; false if it is not (nothing written:
+ * one history for all workers, written by the serving one). */
+bool srv_hist_sample(void);
 
 /* Samples written since start (the newest one's number). */
 uint64_t srv_hist_count(void);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -25,6 +26,13 @@
 static struct MHD_Daemon *srv__daemon;
 static srv_http_config_t srv__cfg;
 static size_t srv__token_len;
+
+/* Draining: every response says Connection: close. */
+static _Atomic bool srv__draining;
+static _Atomic uint64_t srv__conns;     /* connections open */
+static _Atomic uint64_t srv__started;   /* requests begun */
+static _Atomic uint64_t srv__finished;  /* requests completed */
+static _Atomic uint64_t srv__last_ns;   /* last request begun or ended */
 
 static lab_site_t srv__req_site = {__FILE__, "srv__access", "http.request",
                                    __LINE__, 0};
@@ -123,11 +131,31 @@ static const char *srv__allow(srv_route_t r, char *buf, size_t cap) {
   return buf;
 }
 
+/* Whether heap live bytes are above `percent` % of guard.budget_bytes
+ * (false when the guard is off). */
+static bool srv__budget_above(unsigned percent, uint64_t *live,
+                              uint64_t *budget) {
+  uint64_t b = srv_flags_u64(SRV_FLAG_guard_budget_bytes);
+  if (!b) return false;
+  lab_stats_t st;
+  lab_stats(&st);
+  if (live) *live = st.live_bytes;
+  if (budget) *budget = b;
+  /* live > b * percent / 100, without overflow for any budget. */
+  return (double)st.live_bytes * 100.0 > (double)b * percent;
+}
+
 /* Add the headers and queue the response; it is destroyed once MHD is
  * done with it. */
 static void srv__queue(srv_req_t *rq, unsigned status, const char *ctype,
                        struct MHD_Response *r) {
   if (!r) return;
+  /* A draining worker sends its clients to the next one; a heap near its
+   * budget sheds connections before it must shed requests (Envoy's
+   * overload manager disables keep-alive at 95 %). */
+  if (atomic_load_explicit(&srv__draining, memory_order_relaxed) ||
+      srv__budget_above(95, NULL, NULL))
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   if (ctype) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   if (status == 405) {
@@ -317,22 +345,19 @@ static unsigned srv__method(const char *m) {
 
 /* Whether the budget guard sheds this request. */
 static bool srv__over_budget(void) {
-  uint64_t budget = srv_flags_u64(SRV_FLAG_guard_budget_bytes);
-  if (!budget) {
+  uint64_t live = 0, budget = 0;
+  if (!srv_flags_u64(SRV_FLAG_guard_budget_bytes)) {
     if (atomic_load_explicit(&srv_shm->shedding, memory_order_relaxed))
       atomic_store(&srv_shm->shedding, 0);
     return false;
   }
-  lab_stats_t st;
-  lab_stats(&st);
-  bool over = st.live_bytes > budget;
+  bool over = srv__budget_above(100, &live, &budget);
   uint64_t was = atomic_exchange(&srv_shm->shedding, over ? 1 : 0);
   if (over && !was)
     srv_events_log(SRV_EVENT_shed,
                    "heap live bytes %llu over guard.budget_bytes %llu: "
                    "shedding app requests",
-                   (unsigned long long)st.live_bytes,
-                   (unsigned long long)budget);
+                   (unsigned long long)live, (unsigned long long)budget);
   else if (!over && was)
     srv_events_log(SRV_EVENT_shed, "heap back under guard.budget_bytes: "
                                    "serving app requests again");
@@ -354,7 +379,7 @@ static void srv__dispatch(srv_req_t *rq) {
                    srv_route_path(rq->route));
     return;
   }
-  if (srv_route_is_app(rq->route) && srv__over_budget()) {
+  if (rq->shed) {
     SRV_COUNT(shed_requests, 1);
     srv_http_error(rq, 503, "over the memory budget (guard.budget_bytes)");
     return;
@@ -366,7 +391,7 @@ static void srv__dispatch(srv_req_t *rq) {
 /* Keep an upload chunk, up to the body limit. */
 static void srv__body_append(srv_req_t *rq, const char *data, size_t n) {
   SRV_COUNT(body_bytes, n);
-  if (rq->body_too_big) return;
+  if (rq->body_too_big || rq->shed) return;
   if (rq->body_len + n > srv__cfg.max_body) {
     rq->body_too_big = true;
     return;
@@ -408,9 +433,16 @@ static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
     rq->method = srv__method(method);
     rq->scope = lab_scope_open(srv_route_path(rq->route));
     *con_cls = rq;
+    atomic_fetch_add(&srv__started, 1);
+    atomic_store_explicit(&srv__last_ns, rq->t0_ns, memory_order_relaxed);
+    /* Over budget, an app request is refused as soon as its headers are
+     * in: its body is read and dropped, nothing is allocated for it. */
+    rq->shed = srv_route_is_app(rq->route) &&
+               (srv_route_methods(rq->route) & rq->method) &&
+               srv__over_budget();
     const char *cl = MHD_lookup_connection_value(
         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl) {
+    if (cl && !rq->shed) {
       unsigned long long n = strtoull(cl, NULL, 10);
       if (n > srv__cfg.max_body) {
         rq->body_too_big = true;
@@ -460,16 +492,31 @@ static void srv__completed(void *cls, struct MHD_Connection *conn,
     srv_stats_request_done(rq->route, rq->status,
                            srv_proc_mono_ns() - rq->t0_ns);
   lab_free_at(rq, &srv__free_site);
+  atomic_store_explicit(&srv__last_ns, srv_proc_mono_ns(),
+                        memory_order_relaxed);
+  atomic_fetch_add(&srv__finished, 1);
+}
+
+static void srv__connection(void *cls, struct MHD_Connection *conn,
+                            void **socket_ctx,
+                            enum MHD_ConnectionNotificationCode toe) {
+  (void)cls;
+  (void)conn;
+  (void)socket_ctx;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) atomic_fetch_add(&srv__conns, 1);
+  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) atomic_fetch_sub(&srv__conns, 1);
 }
 
 int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
   srv__cfg = *cfg;
   srv__token_len = cfg->admin_token ? strlen(cfg->admin_token) : 0;
-  struct MHD_OptionItem ops[8];
+  struct MHD_OptionItem ops[9];
   int k = 0;
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
                                      (intptr_t)srv__completed, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+                                     (intptr_t)srv__connection, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
                                      (intptr_t)cfg->max_conns, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
@@ -478,7 +525,14 @@ int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
                                        (intptr_t)cfg->threads, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-  srv__daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC,
+  /* poll(), not epoll. With an epoll thread pool, MHD_quiesce_daemon
+   * removes the listening socket from each pool thread's epoll set and
+   * panics if that fails, while a pool thread that has already seen the
+   * quiesce flag may have removed it first: a race that would abort the
+   * old worker in the middle of a handover. With poll() a quiesced thread
+   * just leaves the socket out of its next poll set; MHD_USE_ITC wakes it
+   * to do so. (On 64 connections poll() is no slower: BENCHMARKS.md.) */
+  srv__daemon = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC,
                                  0, NULL, NULL, srv__access, NULL,
                                  MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
   if (!srv__daemon) {
@@ -492,4 +546,45 @@ void srv_http_stop(void) {
   if (!srv__daemon) return;
   MHD_stop_daemon(srv__daemon);
   srv__daemon = NULL;
+}
+
+void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
+  srv_http_drain_t d = {0, 0, 0, false};
+  if (!srv__daemon) {
+    if (out) *out = d;
+    return;
+  }
+  uint64_t t0 = srv_proc_mono_ns();
+  uint64_t begun = atomic_load(&srv__started);
+  atomic_store(&srv__draining, true);
+  /* From here the shared socket's queue is the next worker's alone; what
+   * this worker accepted, and what its open connections still send, it
+   * answers with Connection: close. */
+  MHD_socket ls = MHD_quiesce_daemon(srv__daemon);
+  for (;;) {
+    uint64_t now = srv_proc_mono_ns();
+    if (!atomic_load(&srv__conns)) break;
+    /* Only idle keep-alive connections left, and for a while: a client
+     * that sends nothing more. wrk-like clients send their next request
+     * at once and are answered (with close) long before this. */
+    uint64_t in_flight = atomic_load(&srv__started) - atomic_load(&srv__finished);
+    uint64_t last = atomic_load_explicit(&srv__last_ns, memory_order_relaxed);
+    if (!in_flight && now > last && now - last >= (uint64_t)idle_ms * 1000000u &&
+        now - t0 >= (uint64_t)idle_ms * 1000000u)
+      break;
+    if (now - t0 >= (uint64_t)max_ms * 1000000u) {
+      d.timed_out = true;
+      break;
+    }
+    struct timespec ts = {0, 5 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  d.ms = (srv_proc_mono_ns() - t0) / 1000000u;
+  d.requests = atomic_load(&srv__started) - begun;
+  d.left_open = atomic_load(&srv__conns);
+  MHD_stop_daemon(srv__daemon);
+  srv__daemon = NULL;
+  /* The caller owns a quiesced socket, and may close it only now. */
+  if (ls != MHD_INVALID_SOCKET) close(ls);
+  if (out) *out = d;
 }

@@ -40,6 +40,7 @@ typedef struct srv_req {
   size_t body_len;          /* its length */
   size_t body_cap;          /* bytes allocated for it */
   bool body_too_big;        /* more than max_body arrived */
+  bool shed;                /* refused over guard.budget_bytes */
   uint64_t t0_ns;           /* monotonic time of the first call */
   unsigned status;          /* status queued, 0 until a response is */
 } srv_req_t;
@@ -53,6 +54,21 @@ int srv_http_listen(const char *addr, unsigned port, int *fd,
 int srv_http_start(const srv_http_config_t *cfg, int listen_fd);
 /* Stop the daemon (closes every connection and the socket). */
 void srv_http_stop(void);
+
+/* What a drain did. */
+typedef struct srv_http_drain {
+  uint64_t ms;              /* how long it took */
+  uint64_t requests;        /* requests begun while draining */
+  uint64_t left_open;       /* connections closed by the stop */
+  bool timed_out;           /* max_ms ran out */
+} srv_http_drain_t;
+
+/* Stop gracefully: stop accepting (MHD_quiesce_daemon: the socket's queue
+ * is left to whoever else listens on it), answer every request still
+ * received with Connection: close, and stop the daemon once no
+ * connection is open, or only idle ones are and nothing happened for
+ * idle_ms, or after max_ms. Fills *out if not NULL. */
+void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out);
 
 /* Value of query parameter `key`, or NULL. */
 const char *srv_http_query(srv_req_t *rq, const char *key);

@@ -178,10 +178,11 @@ void srv_metrics_write(srv_buf_t *b) {
            "Seconds since the server started.",
            (srv_proc_now_ms() - srv_shm->started_at_ms) / 1000);
   srv__u64(b, "leaklab_worker_generation", "gauge",
-           "Generation of the serving worker (1 for the first).",
-           atomic_load(&srv_shm->generation));
+           "Generation of the worker answering (1 for the first).",
+           srv_shm_self.generation);
   srv__u64(b, "leaklab_worker_requests_total", "counter",
-           "Requests the serving worker answered.", srv_stats_worker_requests());
+           "Requests the worker answering has answered.",
+           srv_stats_worker_requests());
 
   lab_stats_t st;
   lab_stats(&st);

@@ -38,9 +38,15 @@ static ssize_t srv__proc_read(const char *path, char *buf, size_t cap) {
 }
 
 int srv_proc_mem(uint64_t *rss_bytes, uint64_t *vm_bytes) {
-  char buf[256];
+  return srv_proc_mem_of(0, rss_bytes, vm_bytes);
+}
+
+int srv_proc_mem_of(int pid, uint64_t *rss_bytes, uint64_t *vm_bytes) {
+  char buf[256], path[64];
   unsigned long long size, resident;
-  if (srv__proc_read("/proc/self/statm", buf, sizeof buf) < 0 ||
+  if (pid > 0) snprintf(path, sizeof path, "/proc/%d/statm", pid);
+  else snprintf(path, sizeof path, "/proc/self/statm");
+  if (srv__proc_read(path, buf, sizeof buf) < 0 ||
       sscanf(buf, "%llu %llu", &size, &resident) != 2)
     return SRV_EIO;
   uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);

@@ -16,6 +16,8 @@ typedef struct srv_proc_info {
 
 /* RSS and virtual size from /proc/self/statm; SRV_EIO if unreadable. */
 int srv_proc_mem(uint64_t *rss_bytes, uint64_t *vm_bytes);
+/* The same for process pid (pid <= 0: this one). */
+int srv_proc_mem_of(int pid, uint64_t *rss_bytes, uint64_t *vm_bytes);
 /* User + system CPU time of the process, in seconds. */
 double srv_proc_cpu_seconds(void);
 /* Everything above plus start time and file descriptors (slower). */

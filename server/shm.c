@@ -1,13 +1,16 @@
 /* shm.c - the shared region: mapping it and its sequenced slots. */
 #include "shm.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "proc.h"
 
 srv_shm_t *srv_shm;
+srv_shm_self_t srv_shm_self;
 
 int srv_shm_create(uint32_t hist_len, uint32_t sample_ms) {
   size_t size = sizeof(srv_shm_t);
@@ -21,6 +24,17 @@ int srv_shm_create(uint32_t hist_len, uint32_t sample_ms) {
   s->hist_len = hist_len ? (hist_len > SRV_HIST_CAP ? SRV_HIST_CAP : hist_len)
                          : SRV_HIST_DEFAULT;
   s->sample_ms = sample_ms ? sample_ms : 250;
+  s->supervisor_pid = (uint64_t)getpid();
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+  int err = pthread_mutex_init(&s->sample_lock, &ma);
+  pthread_mutexattr_destroy(&ma);
+  if (err) {
+    munmap(p, size);
+    return SRV_ENOMEM;
+  }
   srv_shm = s;
   srv_flags_init();
   return SRV_OK;
@@ -30,6 +44,20 @@ void srv_shm_destroy(void) {
   if (!srv_shm) return;
   munmap(srv_shm, srv_shm->size);
   srv_shm = NULL;
+}
+
+void srv_shm_lock(void) {
+  /* A worker killed while it held the lock leaves it to the next one;
+   * what it was writing is a sequenced slot left odd, which readers skip
+   * and the next write replaces. */
+  if (pthread_mutex_lock(&srv_shm->sample_lock) == EOWNERDEAD)
+    pthread_mutex_consistent(&srv_shm->sample_lock);
+}
+
+void srv_shm_unlock(void) { pthread_mutex_unlock(&srv_shm->sample_lock); }
+
+_Atomic uint64_t *srv_shm_worker_requests(uint64_t generation) {
+  return &srv_shm->worker_requests[generation % SRV_WORKER_SLOTS];
 }
 
 void srv_shm_slot_write(_Atomic uint64_t *seq, _Atomic uint64_t *w,

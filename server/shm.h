@@ -8,6 +8,7 @@
 #ifndef SRV_SHM_H
 #define SRV_SHM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 #define SRV_SITE_RING 512      /* per-site snapshots (>= 128 s) */
 #define SRV_EVENTS_MAX 4096    /* events kept */
 #define SRV_NAME_MAX 48        /* site names, NUL included */
+#define SRV_WORKER_SLOTS 16    /* per-worker counters, by generation */
 
 /* Statuses counted one by one; others count as "other". */
 #define SRV_STATUS_MAP(X)                                                    \
@@ -153,9 +155,19 @@ typedef struct srv_shm {
   uint64_t started_at_ms;             /* when the region was made */
   uint32_t hist_len;                  /* samples kept (<= SRV_HIST_CAP) */
   uint32_t sample_ms;                 /* sampling interval */
-  _Atomic uint64_t generation;        /* worker generation, 1 for the first */
-  _Atomic uint64_t worker_pid;        /* the serving worker */
-  _Atomic uint64_t worker_started_ms; /* when it started */
+  uint64_t supervisor_pid;            /* the supervisor, or the one process */
+  _Atomic uint64_t generation;        /* serving worker's generation, 1 for
+                                         the first */
+  _Atomic uint64_t worker_pid;        /* the serving worker (0: none) */
+  _Atomic uint64_t worker_started_ms; /* when it started, unix ms */
+  _Atomic uint64_t worker_requests[SRV_WORKER_SLOTS]; /* requests answered
+                                         by the worker of generation g, at
+                                         [g % SRV_WORKER_SLOTS] */
+  _Atomic uint64_t worker_limit[SRV_WORKER_SLOTS]; /* the count at which
+                                         that worker sends the supervisor
+                                         SIGUSR1 (0: never) */
+  pthread_mutex_t sample_lock;        /* process-shared, robust: one
+                                         sampler writes at a time */
   _Atomic uint64_t flags[SRV_FLAG_COUNT]; /* values, as double bits */
   _Atomic uint64_t flags_version;     /* bumped on every change */
   _Atomic uint64_t shedding;          /* 1 while over budget (for events) */
@@ -179,11 +191,26 @@ typedef struct srv_shm {
 /* The region of this process (set by srv_shm_create). */
 extern srv_shm_t *srv_shm;
 
+/* Who this process is; process-local, not in the region. */
+typedef struct srv_shm_self {
+  uint64_t generation;      /* its worker generation; 0 in the supervisor */
+  uint64_t started_ms;      /* when the worker started, unix ms */
+} srv_shm_self_t;
+
+extern srv_shm_self_t srv_shm_self;
+
 /* Map and initialise the region; hist_len samples at sample_ms. Returns
  * SRV_ENOMEM or SRV_OK and sets srv_shm. */
 int srv_shm_create(uint32_t hist_len, uint32_t sample_ms);
 /* Unmap the region. */
 void srv_shm_destroy(void);
+/* Take the region's sample lock (recovers it from a process that died
+ * holding it); pair with srv_shm_unlock. */
+void srv_shm_lock(void);
+/* Release it. */
+void srv_shm_unlock(void);
+/* This worker's requests counter in the region. */
+_Atomic uint64_t *srv_shm_worker_requests(uint64_t generation);
 
 /* Write record `tag` (>= 1) of n bytes into a sequenced slot. */
 void srv_shm_slot_write(_Atomic uint64_t *seq, _Atomic uint64_t *w,

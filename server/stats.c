@@ -1,6 +1,7 @@
 /* stats.c - request accounting and the /api/stats snapshot. */
 #include "stats.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include "hist.h"
 #include "proc.h"
 #include "shm.h"
-
-static _Atomic uint64_t srv__worker_requests;
 
 static const uint64_t srv__latency_ns[SRV_LATENCY_NBUCKETS] = {
 #define SRV__LAT_NS(label, ns) (uint64_t)(ns),
@@ -29,12 +28,20 @@ void srv_stats_request_done(srv_route_t route, unsigned status,
   atomic_fetch_add_explicit(
       &srv_shm->by_route_status[route][srv_shm_status_index(status)], 1,
       memory_order_relaxed);
-  atomic_fetch_add_explicit(&srv__worker_requests, 1, memory_order_relaxed);
+  uint64_t g = srv_shm_self.generation;
+  uint64_t n = atomic_fetch_add_explicit(srv_shm_worker_requests(g), 1,
+                                         memory_order_relaxed) + 1;
+  /* guard.recycle_requests: tell the supervisor the moment the count is
+   * reached rather than wait for its next look. */
+  if (n == atomic_load_explicit(&srv_shm->worker_limit[g % SRV_WORKER_SLOTS],
+                                memory_order_relaxed))
+    kill((pid_t)srv_shm->supervisor_pid, SIGUSR1);
   SRV_COUNT(requests, 1);
 }
 
 uint64_t srv_stats_worker_requests(void) {
-  return atomic_load_explicit(&srv__worker_requests, memory_order_relaxed);
+  return atomic_load_explicit(srv_shm_worker_requests(srv_shm_self.generation),
+                              memory_order_relaxed);
 }
 
 void srv_stats_json(srv_json_t *j) {
@@ -46,14 +53,18 @@ void srv_stats_json(srv_json_t *j) {
 
   srv_json_obj(j, NULL);
   srv_json_u64(j, "uptime_s", (now - srv_shm->started_at_ms) / 1000);
-  srv_json_i64(j, "pid", (int64_t)getpid());
+  srv_json_i64(j, "pid", (int64_t)srv_shm->supervisor_pid);
   srv_json_u64(j, "t_ms", now);
 
+  /* The worker answering: during a handover the old one still answers
+   * its open connections, about itself. */
   srv_json_obj(j, "worker");
-  srv_json_u64(j, "pid", atomic_load(&srv_shm->worker_pid));
-  srv_json_u64(j, "generation", atomic_load(&srv_shm->generation));
-  srv_json_u64(j, "started_at_ms", atomic_load(&srv_shm->worker_started_ms));
+  srv_json_i64(j, "pid", (int64_t)getpid());
+  srv_json_u64(j, "generation", srv_shm_self.generation);
+  srv_json_u64(j, "started_at_ms", srv_shm_self.started_ms);
   srv_json_u64(j, "requests", srv_stats_worker_requests());
+  srv_json_bool(j, "serving", atomic_load(&srv_shm->worker_pid) ==
+                                  (uint64_t)getpid());
   srv_json_end(j);
 
   srv_json_obj(j, "process");
