@@ -86,6 +86,8 @@ srv_t *srv_start(const char *const *args, const char *const *env) {
 
 int srv_stop(srv_t *s) { return srv_stop_with(s, SIGTERM); }
 
+void srv_signal(srv_t *s, int sig) { assert_int_equal(kill(s->pid, sig), 0); }
+
 int srv_stop_with(srv_t *s, int sig) {
   if (!s) return -1;
   if (s->curl) curl_easy_cleanup(s->curl);

@@ -32,6 +32,8 @@ srv_t *srv_start(const char *const *args, const char *const *env);
 int srv_stop(srv_t *s);
 /* The same with another signal. */
 int srv_stop_with(srv_t *s, int sig);
+/* Send the server process (the supervisor) a signal and go on. */
+void srv_signal(srv_t *s, int sig);
 
 /* One request. body may be NULL; len < 0 means strlen(body). headers is a
  * NULL-terminated list of "Name: value" lines, may be NULL. */

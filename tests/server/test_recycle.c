@@ -1,0 +1,357 @@
+/* The supervisor and its workers: recycling under load drops no request,
+ * flags, history, counters and events survive every recycle, a request
+ * on a keep-alive connection to the old worker is still answered (with
+ * Connection: close), a killed worker is replaced and the crash is an
+ * event, and --single-process keeps one process. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define BODY                                                                 \
+  "{\"name\":\"leaklab\",\"tags\":[\"a\",\"b\",\"c\"],\"n\":[1,2,3,4],"      \
+  "\"deep\":{\"x\":{\"y\":true}}}"
+#define CLIENTS 4
+#define PER_CLIENT 750
+
+static srv_t *srv;
+
+static int start(void **state) {
+  (void)state;
+  static const char *const args[] = {"--sample-ms", "50", NULL};
+  srv = srv_start(args, NULL);
+  return 0;
+}
+
+static int stop(void **state) {
+  (void)state;
+  int rc = srv_stop(srv);
+  srv = NULL;
+  return rc == 0 ? 0 : -1;
+}
+
+/* Events of a type after `since`, and the message of the last one. */
+static unsigned events_of(srv_t *s, uint64_t since, const char *type,
+                          char *last, size_t cap) {
+  unsigned n = 0;
+  cJSON *doc = http_json(s, "GET", "/api/events?since=0&limit=4096", NULL, NULL);
+  cJSON *ev;
+  cJSON_ArrayForEach(ev, jget(doc, "events")) {
+    if (jnum(ev, "seq") <= since || strcmp(jget(ev, "type")->valuestring, type))
+      continue;
+    n++;
+    if (last) snprintf(last, cap, "%s", jget(ev, "message")->valuestring);
+  }
+  cJSON_Delete(doc);
+  return n;
+}
+
+/* The flags document without its version. */
+static char *flag_values(srv_t *s) {
+  cJSON *doc = http_json(s, "GET", "/api/flags", NULL, NULL);
+  char *text = cJSON_PrintUnformatted(jget(doc, "flags"));
+  cJSON_Delete(doc);
+  return text;
+}
+
+static unsigned history_samples(srv_t *s, uint64_t *first_t, uint64_t *last_t) {
+  cJSON *doc = http_json(s, "GET", "/api/history?since=0", NULL, NULL);
+  cJSON *samples = jget(doc, "samples"), *x;
+  unsigned n = (unsigned)cJSON_GetArraySize(samples);
+  uint64_t prev = 0;
+  cJSON_ArrayForEach(x, samples) {
+    uint64_t t = (uint64_t)jnum(x, "t_ms");
+    /* One sampler at a time: the history stays in time order. */
+    if (t < prev) fail_msg("history out of order: %llu after %llu",
+                           (unsigned long long)t, (unsigned long long)prev);
+    prev = t;
+  }
+  if (first_t) *first_t = n ? (uint64_t)jnum(cJSON_GetArrayItem(samples, 0), "t_ms") : 0;
+  if (last_t) *last_t = prev;
+  cJSON_Delete(doc);
+  return n;
+}
+
+typedef struct client {
+  srv_t conn;               /* the server, with this client's own handle */
+  unsigned n;               /* requests to send */
+  bool until_failure;       /* stop at the first failure */
+  unsigned ok, failed;      /* 200s, and everything else */
+  long first_bad;           /* status of the first failure (0: transport) */
+  char why[160];
+} client_t;
+
+static void *client_main(void *arg) {
+  client_t *c = arg;
+  c->conn.curl = curl_easy_init();
+  for (unsigned i = 0; i < c->n; i++) {
+    http_resp_t r = http(&c->conn, "POST", "/echo", BODY, -1, NULL);
+    if (r.status == 200 && strstr(r.body, "\"leaklab\"")) {
+      c->ok++;
+    } else if (!c->failed++) {
+      c->first_bad = r.status;
+      snprintf(c->why, sizeof c->why, "%.150s", r.body);
+    }
+    http_free(&r);
+    if (c->failed && c->until_failure) break;
+  }
+  curl_easy_cleanup(c->conn.curl);
+  return NULL;
+}
+
+/* Run `clients` keep-alive clients of n requests each; fails the test on
+ * any request that is not a 200. */
+static void load(unsigned clients, unsigned n) {
+  client_t c[CLIENTS];
+  pthread_t t[CLIENTS];
+  assert_true(clients <= CLIENTS);
+  for (unsigned i = 0; i < clients; i++) {
+    memset(&c[i], 0, sizeof c[i]);
+    c[i].conn = *srv;
+    c[i].n = n;
+    assert_int_equal(pthread_create(&t[i], NULL, client_main, &c[i]), 0);
+  }
+  unsigned failed = 0;
+  for (unsigned i = 0; i < clients; i++) {
+    pthread_join(t[i], NULL);
+    if (c[i].failed)
+      print_error("client %u: %u of %u failed, first: %ld %s\n", i, c[i].failed,
+                  n, c[i].first_bad, c[i].why);
+    failed += c[i].failed;
+  }
+  assert_int_equal(failed, 0);
+}
+
+static void recycling_by_requests_under_load_drops_no_request(void **state) {
+  (void)state;
+  set_flags(srv, "{\"echo.leak_tree\": 1, \"report.uninit\": 0.25, "
+                 "\"guard.budget_bytes\": 1073741824, "
+                 "\"guard.recycle_requests\": 200}");
+  char *flags0 = flag_values(srv);
+  uint64_t since = last_event(srv);
+  double pid0 = stat_num(srv, "worker/pid");
+  double total0 = stat_num(srv, "requests/total");
+  unsigned hist0 = history_samples(srv, NULL, NULL);
+
+  load(CLIENTS, PER_CLIENT);
+
+  /* The flags are those set in the first generation. */
+  char *flags1 = flag_values(srv);
+  assert_string_equal(flags0, flags1);
+  free(flags0);
+  free(flags1);
+  set_flags(srv, "{\"guard.recycle_requests\": 0}");
+  /* A successor answers as soon as it listens, a little before the
+   * supervisor counts the recycle: wait for the last one to settle. */
+  cJSON *st = NULL;
+  for (int i = 0; i < 500; i++) {
+    cJSON_Delete(st);
+    st = http_json(srv, "GET", "/api/stats", NULL, NULL);
+    if (jnum(st, "worker/generation") == 1 + jnum(st, "guards/recycles") &&
+        cJSON_IsTrue(jget(st, "worker/serving")))
+      break;
+    sleep_ms(20);
+  }
+  double recycles = jnum(st, "guards/recycles");
+  /* 3,000 requests at 200 +- 10 % each, plus what a worker answers while
+   * its successor starts: about ten recycles, fewer under a sanitizer. */
+  print_message("%g recycles\n", recycles);
+  if (recycles < 4) fail_msg("only %g recycles", recycles);
+  assert_int_equal(jnum(st, "counters/crashes"), 0);
+  assert_int_equal(jnum(st, "worker/generation"), 1 + recycles);
+  assert_true(jnum(st, "worker/pid") != pid0);
+  assert_int_equal(jnum(st, "pid"), srv->pid); /* the supervisor */
+  assert_true(jnum(st, "requests/total") - total0 >= CLIENTS * PER_CLIENT);
+  assert_true(jnum(st, "worker/requests") < 400);
+  cJSON_Delete(st);
+  /* Every recycle is an event and counted once, in the API and the
+   * metrics. */
+  char msg[256];
+  http_resp_t m = http(srv, "GET", "/metrics", NULL, 0, NULL);
+  snprintf(msg, sizeof msg, "\nleaklab_recycles_total %.0f\n", recycles);
+  assert_non_null(strstr(m.body, msg));
+  assert_non_null(strstr(m.body, "\nleaklab_crashes_total 0\n"));
+  http_free(&m);
+  assert_int_equal(events_of(srv, since, "recycle", msg, sizeof msg), recycles);
+  assert_non_null(strstr(msg, "guard.recycle_requests"));
+  assert_int_equal(events_of(srv, since, "crash", NULL, 0), 0);
+  /* One history across the generations, still in time order. */
+  uint64_t t0, t1;
+  unsigned hist1 = history_samples(srv, &t0, &t1);
+  /* The serving worker samples from its handover on. */
+  if (hist1 <= hist0 + recycles / 2)
+    fail_msg("%u samples before, %u after %g recycles", hist0, hist1, recycles);
+  assert_true(t1 > t0);
+}
+
+static void recycling_by_rss_replaces_the_worker_past_the_limit(void **state) {
+  (void)state;
+  /* A document of ~600 nodes: each leaked tree is tens of kilobytes. */
+  char body[8192];
+  size_t len = (size_t)snprintf(body, sizeof body, "[");
+  for (int i = 0; i < 600 && len < sizeof body - 16; i++)
+    len += (size_t)snprintf(body + len, sizeof body - len, "%s%d", i ? "," : "", i);
+  snprintf(body + len, sizeof body - len, "]");
+  double rss = stat_num(srv, "process/rss_bytes");
+  double pid0 = stat_num(srv, "worker/pid");
+  uint64_t since = last_event(srv);
+  char flags[128];
+  snprintf(flags, sizeof flags,
+           "{\"echo.leak_tree\": 1, \"guard.recycle_rss_bytes\": %.0f}",
+           rss + 8.0 * 1048576);
+  set_flags(srv, flags);
+  for (unsigned i = 0; i < 20000 && stat_num(srv, "guards/recycles") < 1; i += 10)
+    repeat(srv, 10, "POST", "/echo", body, 200);
+  set_flags(srv, "{\"echo.leak_tree\": 0, \"guard.recycle_rss_bytes\": 0}");
+  assert_true(stat_num(srv, "guards/recycles") >= 1);
+  char msg[256];
+  assert_true(events_of(srv, since, "recycle", msg, sizeof msg) >= 1);
+  assert_non_null(strstr(msg, "guard.recycle_rss_bytes"));
+  /* Requests carry on, on a new worker that holds a few trees at most;
+   * the old one exits and the OS takes back the megabytes it leaked. */
+  repeat(srv, 20, "POST", "/echo", body, 200);
+  cJSON *st = http_json(srv, "GET", "/api/stats", NULL, NULL);
+  assert_true(jnum(st, "worker/pid") != pid0);
+  assert_true(jnum(st, "heap/live_bytes") < 4.0 * 1048576);
+  cJSON_Delete(st);
+  int k;
+  for (k = 0; k < 1000 && kill((pid_t)pid0, 0) == 0; k++) sleep_ms(10);
+  assert_true(k < 1000);
+}
+
+static void a_keepalive_request_to_the_old_worker_is_answered_with_connection_close(void **state) {
+  (void)state;
+  /* This client's connection is to the first worker. */
+  cJSON *doc = http_json(srv, "GET", "/api/stats", NULL, NULL);
+  double old = jnum(doc, "worker/pid");
+  cJSON_Delete(doc);
+  /* Another client watches the handover. */
+  srv_t other = *srv;
+  other.curl = curl_easy_init();
+  srv_signal(srv, SIGHUP);
+  for (int i = 0; i < 2000 && stat_num(&other, "guards/recycles") < 1; i++)
+    sleep_ms(5);
+  assert_int_equal(stat_num(&other, "guards/recycles"), 1);
+  curl_easy_cleanup(other.curl);
+  /* The old worker drains: it answers on the open connection, and says
+   * it will close it. */
+  http_resp_t r = http(srv, "GET", "/api/stats", NULL, 0, NULL);
+  assert_int_equal(r.status, 200);
+  assert_true(http_has_header(&r, "Connection", "close"));
+  doc = cJSON_Parse(r.body);
+  assert_int_equal(jnum(doc, "worker/pid"), old);
+  assert_false(cJSON_IsTrue(jget(doc, "worker/serving")));
+  cJSON_Delete(doc);
+  http_free(&r);
+  /* The next request reconnects, to the new worker. */
+  doc = http_json(srv, "GET", "/api/stats", NULL, NULL);
+  assert_true(jnum(doc, "worker/pid") != old);
+  assert_true(cJSON_IsTrue(jget(doc, "worker/serving")));
+  assert_int_equal(jnum(doc, "worker/generation"), 2);
+  cJSON_Delete(doc);
+  /* The old worker exits once drained. */
+  int i;
+  for (i = 0; i < 1000 && kill((pid_t)old, 0) == 0; i++) sleep_ms(10);
+  assert_true(i < 1000);
+  char msg[256];
+  assert_int_equal(events_of(srv, 0, "stop", msg, sizeof msg), 1);
+}
+
+static void a_killed_worker_is_replaced_and_the_crash_is_an_event(void **state) {
+  (void)state;
+  set_flags(srv, "{\"echo.leak_tree\": 0.5, \"guard.request_scope\": true}");
+  char *flags0 = flag_values(srv);
+  repeat(srv, 50, "POST", "/echo", BODY, 200);
+  double total0 = stat_num(srv, "requests/total");
+  double pid0 = stat_num(srv, "worker/pid");
+  uint64_t since = last_event(srv);
+  assert_int_equal(kill((pid_t)pid0, SIGKILL), 0);
+  /* Connections wait in the socket's backlog until the restart (after
+   * 100 ms); the client's dead connection is retried. */
+  long status = 0;
+  for (int i = 0; i < 500 && status != 200; i++) {
+    http_resp_t r = http(srv, "GET", "/healthz", NULL, 0, NULL);
+    status = r.status;
+    http_free(&r);
+    if (status != 200) sleep_ms(20);
+  }
+  assert_int_equal(status, 200);
+  cJSON *st = http_json(srv, "GET", "/api/stats", NULL, NULL);
+  assert_true(jnum(st, "worker/pid") != pid0);
+  assert_int_equal(jnum(st, "worker/generation"), 2);
+  assert_int_equal(jnum(st, "counters/crashes"), 1);
+  assert_int_equal(jnum(st, "guards/recycles"), 0);
+  assert_true(jnum(st, "requests/total") > total0);
+  cJSON_Delete(st);
+  char msg[256], want[64];
+  assert_int_equal(events_of(srv, since, "crash", msg, sizeof msg), 1);
+  snprintf(want, sizeof want, "worker %.0f (generation 1) killed by SIGKILL", pid0);
+  if (!strstr(msg, want)) fail_msg("crash event: %s", msg);
+  char *flags1 = flag_values(srv);
+  assert_string_equal(flags0, flags1);
+  free(flags0);
+  free(flags1);
+  repeat(srv, 50, "POST", "/echo", BODY, 200);
+}
+
+static void sigterm_under_load_stops_the_supervisor_and_its_worker(void **state) {
+  (void)state;
+  double worker = stat_num(srv, "worker/pid");
+  client_t c;
+  memset(&c, 0, sizeof c);
+  c.conn = *srv;
+  c.n = 100000;
+  c.until_failure = true; /* the server going away */
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, client_main, &c), 0);
+  sleep_ms(200);
+  int rc = srv_stop(srv);
+  srv = NULL;
+  pthread_join(t, NULL);
+  assert_int_equal(rc, 0);
+  assert_true(c.ok > 0);
+  /* The worker died with the supervisor (its parent reaped it). */
+  assert_true(kill((pid_t)worker, 0) != 0);
+}
+
+static void single_process_is_one_process_and_does_not_recycle(void **state) {
+  (void)state;
+  static const char *const args[] = {"--single-process", NULL};
+  srv_t *s = srv_start(args, NULL);
+  cJSON *st = http_json(s, "GET", "/api/stats", NULL, NULL);
+  assert_int_equal(jnum(st, "pid"), s->pid);
+  assert_int_equal(jnum(st, "worker/pid"), s->pid);
+  assert_int_equal(jnum(st, "worker/generation"), 1);
+  cJSON_Delete(st);
+  set_flags(s, "{\"guard.recycle_requests\": 10, \"guard.recycle_rss_bytes\": 1}");
+  repeat(s, 100, "POST", "/echo", BODY, 200);
+  sleep_ms(100);
+  assert_int_equal(stat_num(s, "guards/recycles"), 0);
+  assert_int_equal(stat_num(s, "worker/pid"), s->pid);
+  assert_int_equal(srv_stop(s), 0);
+}
+
+int main(void) {
+#define T(name) cmocka_unit_test_setup_teardown(name, start, stop)
+  const struct CMUnitTest tests[] = {
+      T(recycling_by_requests_under_load_drops_no_request),
+      T(recycling_by_rss_replaces_the_worker_past_the_limit),
+      T(a_keepalive_request_to_the_old_worker_is_answered_with_connection_close),
+      T(a_killed_worker_is_replaced_and_the_crash_is_an_event),
+      cmocka_unit_test_setup(sigterm_under_load_stops_the_supervisor_and_its_worker, start),
+      cmocka_unit_test(single_process_is_one_process_and_does_not_recycle),
+  };
+#undef T
+  return cmocka_run_group_tests_name("server recycling", tests, NULL, NULL);
+}
