@@ -1,0 +1,32 @@
+// The soak: every fault on, request scopes and RSS recycling on, under wrk
+// for SOAK_SECONDS (60 in CI; BENCHMARKS.md records a 10-minute run). No
+// crash, no 5xx but deliberate sheds, no socket error, RSS bounded.
+import {test} from "node:test";
+import assert from "node:assert/strict";
+import {spawnSync} from "node:child_process";
+import {readFileSync, mkdtempSync} from "node:fs";
+import {join, dirname} from "node:path";
+import {tmpdir} from "node:os";
+import {fileURLToPath} from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const SECONDS = Number(process.env.SOAK_SECONDS || 60);
+const OUT = process.env.OUT || mkdtempSync(join(tmpdir(), "leaklab-soak-"));
+const LIMIT = 128 * 1024 * 1024; /* guard.recycle_rss_bytes in loadtest/scenarios/everything.scn */
+
+test(`every fault on for ${SECONDS} s: no crash, no 5xx but sheds, RSS bounded`, () => {
+  const r = spawnSync(join(root, "loadtest/run"),
+                      ["everything", "--duration", String(SECONDS), "--connections", "32",
+                       "--bin", process.env.LEAKLAB_BIN, "--out", OUT],
+                      {encoding: "utf8", timeout: (SECONDS + 60) * 1000});
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(readFileSync(join(OUT, "summary.json"), "utf8"));
+  assert.ok(s.requests > SECONDS * 1000, `only ${s.requests} requests`);
+  assert.deepEqual(s.socket_errors, {connect: 0, read: 0, write: 0, timeout: 0});
+  const fivexx = s.status.split(" ").filter((kv) => /^5\d\d=/.test(kv) && !kv.startsWith("503="));
+  assert.deepEqual(fivexx, [], `5xx answers: ${s.status}`);
+  assert.ok(s.recycles >= 1, "the leak never reached the recycle limit");
+  assert.ok(s.peak_rss_bytes < 1.5 * LIMIT, `peak RSS ${s.peak_rss_bytes}`);
+  const events = readFileSync(join(OUT, "events.json"), "utf8");
+  assert.ok(!/"type":"crash"/.test(events), "a worker crashed");
+});
