@@ -25,7 +25,7 @@ typedef enum srv_opt_type {
   X("bind", bind, SRV_OPT_STR, "ADDR", "127.0.0.1", 0, 0, "LEAKLAB_BIND",    \
     "address to listen on")                                                  \
   X("threads", threads, SRV_OPT_UINT, "N", "2", 1, 64, "LEAKLAB_THREADS",    \
-    "libmicrohttpd threads: an epoll thread pool, 1 = one internal thread")  \
+    "libmicrohttpd threads: a poll() thread pool, 1 = one internal thread")  \
   X("heap", heap, SRV_OPT_HEAP, "lab|libc", "lab", 0, 0, "LEAKLAB_HEAP",     \
     "heap backend: leaklab's own heap or malloc with the same accounting")   \
   X("sample-ms", sample_ms, SRV_OPT_UINT, "N", "250", 10, 60000,             \
@@ -39,6 +39,11 @@ typedef enum srv_opt_type {
     "LEAKLAB_MAX_CONNS", "most connections served at once")                  \
   X("timeout", timeout_s, SRV_OPT_UINT, "S", "30", 0, 86400,                 \
     "LEAKLAB_TIMEOUT", "seconds before an idle connection is closed (0 = never)") \
+  X("request-timeout", request_timeout_s, SRV_OPT_UINT, "S", "10", 0, 86400, \
+    "LEAKLAB_REQUEST_TIMEOUT",                                               \
+    "seconds a request may take to arrive whole, however slowly it trickles " \
+    "in (408 and close beyond; idle keep-alive connections close then too; " \
+    "0 = no limit)")                                                         \
   X("max-body", max_body, SRV_OPT_SIZE, "N", "1M", 0, 1073741824,            \
     "LEAKLAB_MAX_BODY", "largest request body in bytes (k/M/G suffixes); 413 beyond") \
   X("single-process", single_process, SRV_OPT_FLAG, NULL, "0", 0, 1,         \
@@ -58,6 +63,7 @@ typedef struct srv_cfg {
   const char *admin_token;  /* --admin-token ("" = none) */
   unsigned max_conns;       /* --max-conns */
   unsigned timeout_s;       /* --timeout */
+  unsigned request_timeout_s; /* --request-timeout */
   size_t max_body;          /* --max-body */
   bool single_process;      /* --single-process */
   const char *port_file;    /* --port-file ("" = none) */

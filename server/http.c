@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "app.h"
+#include "conns.h"
 #include "err.h"
 #include "events.h"
 #include "flags.h"
@@ -29,7 +30,6 @@ static size_t srv__token_len;
 
 /* Draining: every response says Connection: close. */
 static _Atomic bool srv__draining;
-static _Atomic uint64_t srv__conns;     /* connections open */
 static _Atomic uint64_t srv__started;   /* requests begun */
 static _Atomic uint64_t srv__finished;  /* requests completed */
 static _Atomic uint64_t srv__last_ns;   /* last request begun or ended */
@@ -167,7 +167,10 @@ static void srv__queue(srv_req_t *rq, unsigned status, const char *ctype,
   } else if (status == 503) {
     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   }
-  if (MHD_queue_response(rq->conn, status, r) == MHD_YES) rq->status = status;
+  if (MHD_queue_response(rq->conn, status, r) == MHD_YES) {
+    rq->status = status;
+    srv_conns_answering(rq->cn);
+  }
   MHD_destroy_response(r);
 }
 
@@ -428,6 +431,9 @@ static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
     if (!rq) return MHD_NO;
     rq->t0_ns = srv_proc_mono_ns();
     rq->conn = conn;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    rq->cn = ci ? ci->socket_context : NULL;
     rq->url = url;
     rq->route = srv_route_match(url);
     rq->method = srv__method(method);
@@ -475,6 +481,7 @@ static void srv__completed(void *cls, struct MHD_Connection *conn,
   srv_req_t *rq = *con_cls;
   if (!rq) return;
   *con_cls = NULL;
+  srv_conns_waiting(rq->cn);
   lab_free_at(rq->body, &srv__free_site);
   if (rq->scope) {
     bool reclaim = srv_flags_on(SRV_FLAG_guard_request_scope);
@@ -501,10 +508,14 @@ static void srv__connection(void *cls, struct MHD_Connection *conn,
                             void **socket_ctx,
                             enum MHD_ConnectionNotificationCode toe) {
   (void)cls;
-  (void)conn;
-  (void)socket_ctx;
-  if (toe == MHD_CONNECTION_NOTIFY_STARTED) atomic_fetch_add(&srv__conns, 1);
-  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) atomic_fetch_sub(&srv__conns, 1);
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_ctx = srv_conns_open(ci ? ci->connect_fd : -1);
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    srv_conns_close(*socket_ctx);
+    *socket_ctx = NULL;
+  }
 }
 
 int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
@@ -539,6 +550,12 @@ int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
     fprintf(stderr, "leaklab: libmicrohttpd would not start\n");
     return SRV_EIO;
   }
+  if (srv_conns_start(cfg->request_timeout_s)) {
+    fprintf(stderr, "leaklab: cannot start the request-deadline thread\n");
+    MHD_stop_daemon(srv__daemon);
+    srv__daemon = NULL;
+    return SRV_EIO;
+  }
   return SRV_OK;
 }
 
@@ -546,6 +563,7 @@ void srv_http_stop(void) {
   if (!srv__daemon) return;
   MHD_stop_daemon(srv__daemon);
   srv__daemon = NULL;
+  srv_conns_stop();
 }
 
 void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
@@ -563,7 +581,7 @@ void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
   MHD_socket ls = MHD_quiesce_daemon(srv__daemon);
   for (;;) {
     uint64_t now = srv_proc_mono_ns();
-    if (!atomic_load(&srv__conns)) break;
+    if (!srv_conns_count()) break;
     /* Only idle keep-alive connections left, and for a while: a client
      * that sends nothing more. wrk-like clients send their next request
      * at once and are answered (with close) long before this. */
@@ -581,9 +599,10 @@ void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
   }
   d.ms = (srv_proc_mono_ns() - t0) / 1000000u;
   d.requests = atomic_load(&srv__started) - begun;
-  d.left_open = atomic_load(&srv__conns);
+  d.left_open = srv_conns_count();
   MHD_stop_daemon(srv__daemon);
   srv__daemon = NULL;
+  srv_conns_stop();
   /* The caller owns a quiesced socket, and may close it only now. */
   if (ls != MHD_INVALID_SOCKET) close(ls);
   if (out) *out = d;

@@ -20,11 +20,13 @@
 #include "routes.h"
 
 struct MHD_Connection;
+struct srv_conn;
 
 typedef struct srv_http_config {
   unsigned threads;         /* MHD pool threads; 1 = one internal thread */
   unsigned max_conns;       /* connection limit */
   unsigned timeout_s;       /* idle connection timeout */
+  unsigned request_timeout_s; /* a request must arrive within this (conns.h) */
   size_t max_body;          /* request body limit (413 beyond) */
   const char *admin_token;  /* bearer token for flag changes, or NULL */
 } srv_http_config_t;
@@ -32,6 +34,7 @@ typedef struct srv_http_config {
 /* One request, from its first call to its completion. */
 typedef struct srv_req {
   struct MHD_Connection *conn; /* MHD's connection */
+  struct srv_conn *cn;      /* its deadline clock (conns.h), or NULL */
   const char *url;          /* the path, without the query string */
   srv_route_t route;        /* what it matched */
   unsigned method;          /* SRV_M_* */

@@ -71,6 +71,7 @@ int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
       .threads = cfg->threads,
       .max_conns = cfg->max_conns,
       .timeout_s = cfg->timeout_s,
+      .request_timeout_s = cfg->request_timeout_s,
       .max_body = cfg->max_body,
       .admin_token = cfg->admin_token[0] ? cfg->admin_token : NULL,
   };

@@ -54,7 +54,8 @@ before(async () => {
   assert.ok(BIN && existsSync(BIN), "LEAKLAB_BIN must name the leaklab binary");
   const dir = mkdtempSync(join(tmpdir(), "leaklab-hostile-"));
   const pf = join(dir, "port");
-  server = spawn(BIN, ["--port", "0", "--port-file", pf, "--timeout", "2", "--max-conns", "4096"],
+  server = spawn(BIN, ["--port", "0", "--port-file", pf, "--timeout", "2", "--request-timeout", "2",
+                       "--max-conns", "4096"],
                  {stdio: ["ignore", "ignore", "inherit"]});
   port = await waitFor("the port file", () => existsSync(pf) && readFileSync(pf, "utf8").trim());
   await waitFor("healthz", healthy);
@@ -121,6 +122,39 @@ test("clients that vanish in the middle of a body leave nothing behind", async (
     s.destroy();
   }
   assert.ok(await healthy());
+});
+
+test("clients trickling headers or a body a byte a second get 408 and are closed", async () => {
+  // --timeout counts idle time only, and these are never idle for a
+  // second: --request-timeout (2 s here) is what closes them.
+  const t0 = Date.now();
+  const head = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: " + "s".repeat(40) + "\r\n\r\n";
+  const post = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n";
+  const slow = [
+    ...Array.from({length: 50}, () => raw([...head], {ms: 10000, gapMs: 1000, end: false})),
+    ...Array.from({length: 50}, () => raw([post, ...'{"slow": "' + "b".repeat(29) + '"}'],
+                                          {ms: 10000, gapMs: 1000, end: false})),
+  ];
+  // Meanwhile everyone else is served.
+  for (let i = 0; i < 10; i++) { assert.ok(await healthy()); await sleep(100); }
+  const results = await Promise.all(slow);
+  const secs = (Date.now() - t0) / 1000;
+  for (const r of results) {
+    assert.ok(r.closed, "a slow client was not closed");
+    assert.match(r.got, /^HTTP\/1\.1 408 /);
+    assert.match(r.got, /"error":"request not received within 2 s/);
+  }
+  assert.ok(secs < 6, `closing the slow clients took ${secs} s`);
+  const c = (await stats()).counters;
+  assert.ok(c.request_timeouts >= 100, `request_timeouts ${c.request_timeouts}`);
+  assert.ok(await healthy());
+});
+
+test("an idle keep-alive connection is closed quietly after the deadline", async () => {
+  const r = await raw(["GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"], {ms: 8000, end: false});
+  assert.ok(r.closed);
+  // One answer, and no 408 for a request that never came.
+  assert.deepEqual([...r.got.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]), ["200"]);
 });
 
 test("after all that, the heap is back where it started", async () => {
