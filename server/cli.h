@@ -41,9 +41,8 @@ typedef enum srv_opt_type {
     "LEAKLAB_TIMEOUT", "seconds before an idle connection is closed (0 = never)") \
   X("request-timeout", request_timeout_s, SRV_OPT_UINT, "S", "10", 0, 86400, \
     "LEAKLAB_REQUEST_TIMEOUT",                                               \
-    "seconds a request may take to arrive whole, however slowly it trickles " \
-    "in (408 and close beyond; idle keep-alive connections close then too; " \
-    "0 = no limit)")                                                         \
+    "seconds a request may take to arrive whole from its first byte, "      \
+    "however slowly it trickles in (408 and close beyond; 0 = no limit)")   \
   X("max-body", max_body, SRV_OPT_SIZE, "N", "1M", 0, 1073741824,            \
     "LEAKLAB_MAX_BODY", "largest request body in bytes (k/M/G suffixes); 413 beyond") \
   X("single-process", single_process, SRV_OPT_FLAG, NULL, "0", 0, 1,         \

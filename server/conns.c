@@ -30,11 +30,11 @@ struct srv_conn {
   srv_conn_t *prev, *next;    /* the registry (under srv__lock) */
   int fd;
   _Atomic int phase;
-  _Atomic uint64_t since_ns;  /* when the clock started (monotonic) */
   _Atomic uint64_t answered;  /* responses completed on it */
   /* The reaper's own view, under srv__lock. */
   uint64_t seen;              /* `answered` when rx_base was taken */
   uint64_t rx_base;           /* bytes received by then */
+  uint64_t first_ns;          /* when bytes past rx_base were first seen */
 };
 
 static lab_site_t srv__conn_site = {__FILE__, "srv_conns_open",
@@ -62,28 +62,24 @@ static uint64_t srv__rx(int fd) {
   return ti.tcpi_bytes_received;
 }
 
-/* Close a connection past its deadline: 408 if part of a request came,
- * silently if none did. Under srv__lock, so fd is still this socket. */
-static void srv__cut(srv_conn_t *c, bool partial) {
-  if (partial) {
-    char body[128], msg[320];
-    int blen = snprintf(body, sizeof body,
-                        "{\"error\":\"request not received within %u s "
-                        "(--request-timeout)\"}",
-                        srv__deadline_s);
-    int n = snprintf(msg, sizeof msg,
-                     "HTTP/1.1 408 Request Timeout\r\n"
-                     "Connection: close\r\n"
-                     "Content-Type: application/json\r\n"
-                     "Content-Length: %d\r\n\r\n%s",
-                     blen, body);
-    /* Best effort: a client that does not read may not get it. */
-    if (send(c->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-    }
-    SRV_COUNT(request_timeouts, 1);
-  } else {
-    SRV_COUNT(idle_closes, 1);
+/* Answer 408 and close a connection whose request is overdue. Under
+ * srv__lock, so fd is still this connection's socket. */
+static void srv__cut(srv_conn_t *c) {
+  char body[128], msg[320];
+  int blen = snprintf(body, sizeof body,
+                      "{\"error\":\"request not received within %u s "
+                      "(--request-timeout)\"}",
+                      srv__deadline_s);
+  int n = snprintf(msg, sizeof msg,
+                   "HTTP/1.1 408 Request Timeout\r\n"
+                   "Connection: close\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n%s",
+                   blen, body);
+  /* Best effort: a client that does not read may not get it. */
+  if (send(c->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
   }
+  SRV_COUNT(request_timeouts, 1);
   /* libmicrohttpd sees the end of the stream and closes its side. */
   shutdown(c->fd, SHUT_RDWR);
 }
@@ -93,18 +89,24 @@ static void srv__sweep(uint64_t now) {
   for (srv_conn_t *c = srv__head; c; c = c->next) {
     if (atomic_load(&c->phase) != SRV__WAITING) continue;
     uint64_t answered = atomic_load(&c->answered);
+    uint64_t rx = srv__rx(c->fd);
     if (answered != c->seen) {
       /* A response completed since the last look: what arrived so far
        * is the baseline for the next request. */
       c->seen = answered;
-      c->rx_base = srv__rx(c->fd);
+      c->rx_base = rx;
+      c->first_ns = 0;
       continue;
     }
-    uint64_t since = atomic_load(&c->since_ns);
-    if (now <= since || now - since < deadline) continue;
+    if (!c->first_ns) {
+      /* The clock starts with the request's first byte (to within a
+       * tick); an idle connection is libmicrohttpd's (--timeout). */
+      if (rx > c->rx_base) c->first_ns = now;
+      continue;
+    }
+    if (now - c->first_ns < deadline) continue;
     int want = SRV__WAITING;
-    if (!atomic_compare_exchange_strong(&c->phase, &want, SRV__CUT)) continue;
-    srv__cut(c, srv__rx(c->fd) > c->rx_base);
+    if (atomic_compare_exchange_strong(&c->phase, &want, SRV__CUT)) srv__cut(c);
   }
 }
 
@@ -149,7 +151,6 @@ srv_conn_t *srv_conns_open(int fd) {
   srv_conn_t *c = lab_try_calloc_at(1, sizeof *c, &srv__conn_site);
   if (!c) return NULL;
   c->fd = fd;
-  atomic_store(&c->since_ns, srv_proc_mono_ns());
   pthread_mutex_lock(&srv__lock);
   c->next = srv__head;
   if (srv__head) srv__head->prev = c;
@@ -177,7 +178,6 @@ void srv_conns_answering(srv_conn_t *c) {
 
 void srv_conns_waiting(srv_conn_t *c) {
   if (!c) return;
-  atomic_store(&c->since_ns, srv_proc_mono_ns());
   atomic_fetch_add(&c->answered, 1);
   int want = SRV__ANSWERING;
   atomic_compare_exchange_strong(&c->phase, &want, SRV__WAITING);

@@ -4,15 +4,14 @@
  * libmicrohttpd's timeout (--timeout) counts idle time only: a client
  * that sends its headers a byte a second is never idle and would hold a
  * connection, and a slot of --max-conns, for as long as it likes (the
- * slowloris attack). So every connection has a clock that starts when it
- * opens and again when a response completes, and stops while a response
- * is produced and sent. A reaper thread looks at the clocks every
- * SRV_CONNS_TICK_MS; past the deadline, a connection that received bytes
- * of a request gets 408 Request Timeout and is closed, and one that
- * received nothing (an idle keep-alive connection) is just closed, which
- * every HTTP client expects of keep-alive. Either way the socket is shut
- * down under the registry's lock, before libmicrohttpd can close it, so
- * the reaper never touches a descriptor reused by another connection. */
+ * slowloris attack). So a request must arrive whole within a deadline
+ * of its first byte. A reaper thread looks at every connection between
+ * responses every SRV_CONNS_TICK_MS: the kernel's count of bytes received
+ * (TCP_INFO) tells when a request started to arrive; past the deadline
+ * the connection gets 408 Request Timeout and is shut down, under the
+ * registry's lock, before libmicrohttpd can close and reuse the
+ * descriptor. A connection that receives nothing is idle, and left to
+ * libmicrohttpd's idle timeout. */
 #ifndef SRV_CONNS_H
 #define SRV_CONNS_H
 
@@ -34,7 +33,7 @@ srv_conn_t *srv_conns_open(int fd);
 void srv_conns_close(srv_conn_t *c);
 /* A response is queued: stop the clock (c may be NULL). */
 void srv_conns_answering(srv_conn_t *c);
-/* A response completed: the next request's clock starts (c may be NULL). */
+/* A response completed: the next request may start (c may be NULL). */
 void srv_conns_waiting(srv_conn_t *c);
 /* Connections open now. */
 uint64_t srv_conns_count(void);

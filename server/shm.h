@@ -66,8 +66,7 @@ enum {
   X(reclaimed_bytes, "bytes guard.request_scope freed as requests ended")   \
   X(body_bytes, "request body bytes received")                              \
   X(request_timeouts, "connections answered 408 and closed: a request not "  \
-                      "received whole within --request-timeout")             \
-  X(idle_closes, "idle keep-alive connections closed after --request-timeout")
+                      "received whole within --request-timeout")
 
 typedef struct srv_counters {
 #define SRV__COUNTER_FIELD(name, help) _Atomic uint64_t name;

@@ -150,7 +150,7 @@ test("clients trickling headers or a body a byte a second get 408 and are closed
   assert.ok(await healthy());
 });
 
-test("an idle keep-alive connection is closed quietly after the deadline", async () => {
+test("an idle keep-alive connection is closed by --timeout, without a 408", async () => {
   const r = await raw(["GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"], {ms: 8000, end: false});
   assert.ok(r.closed);
   // One answer, and no 408 for a request that never came.
