@@ -27,6 +27,6 @@ test(`every fault on for ${SECONDS} s: no crash, no 5xx but sheds, RSS bounded`,
   assert.deepEqual(fivexx, [], `5xx answers: ${s.status}`);
   assert.ok(s.recycles >= 1, "the leak never reached the recycle limit");
   assert.ok(s.peak_rss_bytes < 1.5 * LIMIT, `peak RSS ${s.peak_rss_bytes}`);
-  const events = readFileSync(join(OUT, "events.json"), "utf8");
-  assert.ok(!/"type":"crash"/.test(events), "a worker crashed");
+  // From the lifetime counter: the event log keeps only the newest events.
+  assert.equal(s.crashes, 0, "a worker crashed");
 });
