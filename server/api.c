@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "events.h"
 #include "flags.h"
 #include "hist.h"
@@ -122,81 +123,32 @@ static void srv__flags_doc(srv_req_t *rq, unsigned status) {
   srv_http_send_json(rq, status, &j);
 }
 
-/* Validate a JSON object of changes and apply it whole, or answer 400. */
-static void srv__flags_patch(srv_req_t *rq) {
-  if (!rq->body || !rq->body_len) {
-    srv_http_error(rq, 400, "expected a JSON object of flag changes");
+/* Apply a validated set of changes and answer with the flags, or answer
+ * 400 with what is wrong. */
+static void srv__flags_apply(srv_req_t *rq, int err,
+                             const srv_flags_change_t *c) {
+  if (err) {
+    if (c->flag[0]) srv_http_error_flag(rq, 400, c->flag, c->why);
+    else srv_http_error(rq, 400, "%s", c->why);
     return;
   }
-  const lab_site_t *old = lab_hook_site(LAB_SITE("flags.request"));
-  cJSON *doc = cJSON_ParseWithLength(rq->body, rq->body_len);
-  lab_hook_site(old);
-  if (!doc) {
-    srv_http_error(rq, 400, "malformed JSON in the request body");
-    return;
-  }
-  if (!cJSON_IsObject(doc)) {
-    cJSON_Delete(doc);
-    srv_http_error(rq, 400, "expected a JSON object of flag changes");
-    return;
-  }
-  srv_flag_t ids[SRV_FLAG_COUNT * 4];
-  double values[SRV_FLAG_COUNT * 4];
-  size_t n = 0;
-  char why[200];
-  for (cJSON *m = doc->child; m; m = m->next) {
-    int f = srv_flags_find(m->string);
-    if (f < 0) {
-      snprintf(why, sizeof why, "unknown flag '%.64s'", m->string);
-      srv_http_error_flag(rq, 400, m->string, why);
-      goto out;
-    }
-    if (n == sizeof ids / sizeof ids[0]) {
-      srv_http_error(rq, 400, "too many flag changes in one request");
-      goto out;
-    }
-    if (srv_flags_parse_json((srv_flag_t)f, m, &values[n], why, sizeof why)) {
-      srv_http_error_flag(rq, 400, m->string, why);
-      goto out;
-    }
-    ids[n++] = (srv_flag_t)f;
-  }
-  srv_flags_set_many(ids, values, n);
+  srv_flags_set_many(c->ids, c->values, c->n);
   srv__flags_doc(rq, 200);
-out:
-  cJSON_Delete(doc);
 }
 
-typedef struct srv__qflags {
-  srv_flag_t ids[SRV_FLAG_COUNT * 4];
-  double values[SRV_FLAG_COUNT * 4];
-  size_t n;
-  int err;
-  char bad[72];
-  char why[200];
-} srv__qflags_t;
+typedef struct srv__flags_query {
+  srv_flags_change_t *change; /* what the pairs so far ask for */
+  int err;                    /* the first pair's failure, or 0 */
+} srv__flags_query_t;
 
-static enum MHD_Result srv__qflags_iter(void *cls, enum MHD_ValueKind kind,
-                                        const char *key, const char *value) {
+/* One decoded query pair, as MHD hands it over. */
+static enum MHD_Result srv__flags_pair(void *cls, enum MHD_ValueKind kind,
+                                       const char *key, size_t key_len,
+                                       const char *value, size_t value_len) {
   (void)kind;
-  srv__qflags_t *q = cls;
-  snprintf(q->bad, sizeof q->bad, "%s", key);
-  int f = srv_flags_find(key);
-  if (f < 0) {
-    snprintf(q->why, sizeof q->why, "unknown flag '%.64s'", key);
-    q->err = f;
-    return MHD_NO;
-  }
-  if (q->n == sizeof q->ids / sizeof q->ids[0]) {
-    snprintf(q->why, sizeof q->why, "too many flag changes in one request");
-    q->err = -1;
-    return MHD_NO;
-  }
-  q->err = srv_flags_parse_text((srv_flag_t)f, value, &q->values[q->n],
-                                q->why, sizeof q->why);
-  if (q->err) return MHD_NO;
-  q->ids[q->n++] = (srv_flag_t)f;
-  return MHD_YES;
+  srv__flags_query_t *q = cls;
+  q->err = srv_flags_change_add(q->change, key, key_len, value, value_len);
+  return q->err ? MHD_NO : MHD_YES;
 }
 
 void srv_api_flags(srv_req_t *rq) {
@@ -210,25 +162,25 @@ void srv_api_flags(srv_req_t *rq) {
                             "<admin token>'");
     return;
   }
+  srv_flags_change_t *c = lab_malloc_named(sizeof *c, "flags.query");
+  srv_flags_change_init(c);
   if (rq->method == SRV_M_PATCH) {
-    if (!srv_http_query_only(rq, NULL)) return;
-    srv__flags_patch(rq);
-    return;
+    if (srv_http_query_only(rq, NULL))
+      srv__flags_apply(rq, srv_flags_parse_patch(rq->body, rq->body_len, c), c);
+    goto out_free_change;
   }
-  /* POST: flags in the query string, or a JSON object in the body. */
-  srv__qflags_t *q = lab_calloc_named(1, sizeof *q, "flags.query");
-  MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, srv__qflags_iter,
-                            q);
-  if (q->err) srv_http_error_flag(rq, 400, q->bad, q->why);
-  else if (q->n) {
-    srv_flags_set_many(q->ids, q->values, q->n);
-    srv__flags_doc(rq, 200);
-  } else if (rq->body_len) {
-    srv__flags_patch(rq);
-  } else {
+  /* POST: flags in the query string (MHD decodes it, the same checks as
+   * srv_flags_parse_query apply), or a JSON object in the body. */
+  srv__flags_query_t q = {c, SRV_OK};
+  MHD_get_connection_values_n(rq->conn, MHD_GET_ARGUMENT_KIND,
+                              srv__flags_pair, &q);
+  if (q.err || c->n) srv__flags_apply(rq, q.err, c);
+  else if (rq->body_len)
+    srv__flags_apply(rq, srv_flags_parse_patch(rq->body, rq->body_len, c), c);
+  else
     srv_http_error(rq, 400, "no flags given: POST /api/flags?<name>=<value>");
-  }
-  lab_free(q);
+out_free_change:
+  lab_free(c);
 }
 
 void srv_api_flags_reset(srv_req_t *rq) {

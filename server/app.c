@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "echo.h"
+#include "err.h"
 #include "flags.h"
+#include "parse.h"
 #include "session.h"
 
 #define SRV_BLOB_DEFAULT 16384
@@ -78,22 +81,6 @@ static const char srv__echo_sample[] =
     "{\"greeting\":\"hello\",\"numbers\":[1,2,3,5,8,13],"
     "\"nested\":{\"ok\":true,\"name\":\"leaklab\"}}";
 
-static const char *srv__json_type(const cJSON *v) {
-  if (cJSON_IsObject(v)) return "object";
-  if (cJSON_IsArray(v)) return "array";
-  if (cJSON_IsString(v)) return "string";
-  if (cJSON_IsNumber(v)) return "number";
-  if (cJSON_IsBool(v)) return "boolean";
-  return "null";
-}
-
-/* Nodes in a tree, the root included. */
-static size_t srv__json_nodes(const cJSON *v) {
-  size_t n = 1;
-  for (const cJSON *c = v->child; c; c = c->next) n += srv__json_nodes(c);
-  return n;
-}
-
 void srv_app_echo(srv_req_t *rq) {
   if (!srv_http_query_only(rq, NULL)) return;
   const char *src = srv__echo_sample;
@@ -102,49 +89,15 @@ void srv_app_echo(srv_req_t *rq) {
     src = rq->body ? rq->body : "";
     len = rq->body_len;
   }
-  /* A NUL-terminated working copy of the body to parse from. */
-  char *work = lab_malloc_named(len + 1, "echo.body");
-  memcpy(work, src, len);
-  work[len] = '\0';
-
-  const lab_site_t *prev = lab_hook_site(LAB_SITE("echo.tree"));
-  cJSON *tree = cJSON_ParseWithLength(work, len);
-  lab_hook_site(prev);
-  if (!tree) {
-    /* The mistake: an early return on the error path that skips the free. */
-    if (!srv_flags_hit(SRV_FLAG_echo_leak_on_error))
-      lab_free_at(work, LAB_SITE("echo.free"));
-    srv_http_error(rq, 400, "malformed JSON in the request body");
+  char *text, why[128];
+  size_t n;
+  int err = srv_echo_transform(src, len, srv_flags_hit, srv_http_site(rq->route),
+                               &text, &n, why, sizeof why);
+  if (err) {
+    srv_http_error(rq, err == SRV_ENOMEM ? 500 : 400, "%s", why);
     return;
   }
-
-  /* The answer: the document, what it is and how big. */
-  prev = lab_hook_site(LAB_SITE("echo.doc"));
-  cJSON *out = cJSON_CreateObject();
-  cJSON_AddItemReferenceToObject(out, "echo", tree);
-  cJSON_AddStringToObject(out, "type", srv__json_type(tree));
-  cJSON_AddNumberToObject(out, "members", cJSON_GetArraySize(tree));
-  cJSON_AddNumberToObject(out, "nodes", (double)srv__json_nodes(tree));
-  cJSON_AddNumberToObject(out, "bytes", (double)len);
-  lab_hook_site(srv_http_site(rq->route));
-  char *text = cJSON_PrintUnformatted(out);
-  lab_hook_site(prev);
-  cJSON_Delete(out); /* the reference only: the tree is ours to delete */
-
-  /* The mistake: forget the tree. */
-  if (!srv_flags_hit(SRV_FLAG_echo_leak_tree)) cJSON_Delete(tree);
-  /* The mistake: free the parse cursor, one past the start of the block. */
-  char *cursor = work + 1;
-  if (srv_flags_hit(SRV_FLAG_echo_free_interior))
-    lab_free_at(cursor, LAB_SITE("echo.free"));
-  else
-    lab_free_at(work, LAB_SITE("echo.free"));
-
-  if (!text) {
-    srv_http_error(rq, 500, "out of memory printing the answer");
-    return;
-  }
-  srv_http_send(rq, 200, "application/json", text, strlen(text));
+  srv_http_send(rq, 200, "application/json", text, n);
 }
 
 /* ---- /session ---- */
@@ -170,9 +123,8 @@ void srv_app_session(srv_req_t *rq) {
   if (rq->method == SRV_M_POST) {
     char user[32] = "";
     if (rq->body_len) {
-      const lab_site_t *prev = lab_hook_site(LAB_SITE("session.request"));
-      cJSON *doc = cJSON_ParseWithLength(rq->body, rq->body_len);
-      lab_hook_site(prev);
+      cJSON *doc = srv_parse_json(rq->body, rq->body_len,
+                                  LAB_SITE("session.request"));
       if (!doc || !cJSON_IsObject(doc)) {
         cJSON_Delete(doc);
         srv_http_error(rq, 400, "expected a JSON object like {\"user\": \"ada\"}");

@@ -11,8 +11,8 @@ void srv_app_root(srv_req_t *rq);
  * hello.off_by_one, hello.free_stack. */
 void srv_app_hello(srv_req_t *rq);
 /* POST /echo: a JSON document made from the JSON body (GET: from a sample
- * document). Faults: echo.leak_tree, echo.leak_on_error,
- * echo.free_interior. */
+ * document) by srv_echo_transform (echo.h). Faults: echo.leak_tree,
+ * echo.leak_on_error, echo.free_interior. */
 void srv_app_echo(srv_req_t *rq);
 /* POST /session (optional {"user": ...}) creates a session; GET
  * /session?id=I looks one up, GET /session counts them. Fault:

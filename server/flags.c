@@ -1,8 +1,10 @@
-/* flags.c - fault and guard flags: values in the shared region, parsing,
- * and the per-request draw. */
+/* flags.c - fault and guard flags: values in the shared region, parsing
+ * (one value, or a request's changes as a whole), and the per-request
+ * draw. */
 #include "flags.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include "err.h"
 #include "events.h"
 #include "json.h"
+#include "parse.h"
 #include "proc.h"
 #include "shm.h"
 
@@ -131,6 +134,12 @@ static const char *srv__accepts(srv_flag_t f) {
 
 #define SRV__MAX_WHOLE 9007199254740992.0 /* 2^53: exact in a double */
 
+static int srv__wrong_type(srv_flag_t f, char *why, size_t whylen) {
+  snprintf(why, whylen, "wrong type of value for flag '%s': it takes %s",
+           srv__flags[f].name, srv__accepts(f));
+  return SRV_EINVAL;
+}
+
 /* Check a number against the flag's range. */
 static int srv__check_number(srv_flag_t f, double v, double *out, char *why,
                              size_t whylen) {
@@ -147,16 +156,14 @@ static int srv__check_number(srv_flag_t f, double v, double *out, char *why,
     if (v != floor(v)) goto type;
     break;
   }
-  *out = v;
+  *out = v + 0.0; /* -0 is 0 */
   return SRV_OK;
 range:
   snprintf(why, whylen, "value out of range for flag '%s': it takes %s",
            srv__flags[f].name, srv__accepts(f));
   return SRV_ERANGE;
 type:
-  snprintf(why, whylen, "wrong type of value for flag '%s': it takes %s",
-           srv__flags[f].name, srv__accepts(f));
-  return SRV_EINVAL;
+  return srv__wrong_type(f, why, whylen);
 }
 
 int srv_flags_parse_json(srv_flag_t f, const void *item, double *out,
@@ -168,9 +175,7 @@ int srv_flags_parse_json(srv_flag_t f, const void *item, double *out,
     return srv__check_number(f, cJSON_IsTrue(v) ? 1 : 0, out, why, whylen);
   if (cJSON_IsNumber(v))
     return srv__check_number(f, v->valuedouble, out, why, whylen);
-  snprintf(why, whylen, "wrong type of value for flag '%s': it takes %s",
-           srv__flags[f].name, srv__accepts(f));
-  return SRV_EINVAL;
+  return srv__wrong_type(f, why, whylen);
 }
 
 int srv_flags_parse_text(srv_flag_t f, const char *text, double *out,
@@ -186,29 +191,137 @@ int srv_flags_parse_text(srv_flag_t f, const char *text, double *out,
     /* Digits with an optional binary suffix: 64M, 64MiB, 1G, 512k. */
     if (*text < '0' || *text > '9') goto type;
     unsigned long long n = strtoull(text, &end, 10);
-    double mult = 1;
+    unsigned long long mult = 1;
     if (*end && srv__flags[f].type == SRV_FLAG_BYTES) {
       switch (*end) {
-      case 'k': case 'K': mult = 1024.0; break;
-      case 'm': case 'M': mult = 1024.0 * 1024; break;
-      case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
+      case 'k': case 'K': mult = 1ull << 10; break;
+      case 'm': case 'M': mult = 1ull << 20; break;
+      case 'g': case 'G': mult = 1ull << 30; break;
       default: goto type;
       }
       end++;
       if (!strcmp(end, "iB") || !strcmp(end, "B")) end += strlen(end);
     }
     if (*end) goto type;
-    v = (double)n * mult;
+    /* Range-check the whole number before it becomes a double, which
+     * would round 2^53 + 1 to 2^53 and let it pass. */
+    if (n > (unsigned long long)SRV__MAX_WHOLE / mult)
+      return srv__check_number(f, INFINITY, out, why, whylen);
+    v = (double)(n * mult);
   } else {
-    if (!*text || *text == ' ') goto type;
+    /* strtod skips leading white space; a value does not start with it. */
+    if (!*text || isspace((unsigned char)*text)) goto type;
     v = strtod(text, &end);
     if (*end) goto type;
   }
   return srv__check_number(f, v, out, why, whylen);
 type:
-  snprintf(why, whylen, "wrong type of value for flag '%s': it takes %s",
-           srv__flags[f].name, srv__accepts(f));
-  return SRV_EINVAL;
+  return srv__wrong_type(f, why, whylen);
+}
+
+/* ---- a request's changes, all or nothing ---- */
+
+void srv_flags_change_init(srv_flags_change_t *c) {
+  c->n = 0;
+  c->flag[0] = '\0';
+  c->why[0] = '\0';
+}
+
+/* Empty c after a failure whose message is in c->why, naming the flag at
+ * fault (when name is not NULL). */
+static int srv__change_fail(srv_flags_change_t *c, int err, const char *name,
+                            size_t name_len) {
+  c->n = 0;
+  if (name) srv_parse_utf8(c->flag, sizeof c->flag, name, name_len);
+  else c->flag[0] = '\0';
+  if (!c->why[0]) snprintf(c->why, sizeof c->why, "%s", srv_strerror(err));
+  return err;
+}
+
+/* The flag named name[0..len), or SRV_ENOENT with the message in c. */
+static int srv__change_find(srv_flags_change_t *c, const char *name,
+                            size_t len) {
+  int f = memchr(name, '\0', len) ? SRV_ENOENT : srv_flags_find(name);
+  if (f < 0) {
+    char quoted[65];
+    srv_parse_utf8(quoted, sizeof quoted, name, len);
+    snprintf(c->why, sizeof c->why, "unknown flag '%s'", quoted);
+    return srv__change_fail(c, SRV_ENOENT, name, len);
+  }
+  if (c->n == SRV_FLAGS_MAX_CHANGES) {
+    snprintf(c->why, sizeof c->why, "too many flag changes in one request");
+    return srv__change_fail(c, SRV_E2BIG, name, len);
+  }
+  return f;
+}
+
+int srv_flags_change_add(srv_flags_change_t *c, const char *name,
+                         size_t name_len, const char *value,
+                         size_t value_len) {
+  if (!name) name = "", name_len = 0;
+  int f = srv__change_find(c, name, name_len);
+  if (f < 0) return f;
+  int err = value && memchr(value, '\0', value_len)
+                ? srv__wrong_type((srv_flag_t)f, c->why, sizeof c->why)
+                : srv_flags_parse_text((srv_flag_t)f, value, &c->values[c->n],
+                                       c->why, sizeof c->why);
+  if (err) return srv__change_fail(c, err, name, name_len);
+  c->ids[c->n++] = (srv_flag_t)f;
+  return SRV_OK;
+}
+
+static int srv__change_pair(void *ctx, const char *key, size_t key_len,
+                            const char *value, size_t value_len) {
+  return srv_flags_change_add(ctx, key, key_len, value, value_len);
+}
+
+int srv_flags_parse_query(const char *query, size_t len,
+                          srv_flags_change_t *c) {
+  srv_flags_change_init(c);
+  int err = srv_parse_query(query, len, srv__change_pair, c);
+  if (err && !c->why[0]) {
+    snprintf(c->why, sizeof c->why, "a NUL byte in the query string");
+    srv__change_fail(c, err, NULL, 0);
+  }
+  return err;
+}
+
+int srv_flags_parse_patch(const char *body, size_t len,
+                          srv_flags_change_t *c) {
+  srv_flags_change_init(c);
+  if (!body || !len) {
+    snprintf(c->why, sizeof c->why, "expected a JSON object of flag changes");
+    return srv__change_fail(c, SRV_EINVAL, NULL, 0);
+  }
+  cJSON *doc = srv_parse_json(body, len, LAB_SITE("flags.request"));
+  if (!doc) {
+    snprintf(c->why, sizeof c->why, "malformed JSON in the request body");
+    return srv__change_fail(c, SRV_EINVAL, NULL, 0);
+  }
+  int err = SRV_OK;
+  if (!cJSON_IsObject(doc)) {
+    snprintf(c->why, sizeof c->why, "expected a JSON object of flag changes");
+    err = srv__change_fail(c, SRV_EINVAL, NULL, 0);
+    goto out_delete_doc;
+  }
+  for (const cJSON *m = doc->child; m; m = m->next) {
+    const char *name = m->string ? m->string : "";
+    int f = srv__change_find(c, name, strlen(name));
+    if (f < 0) {
+      err = f;
+      goto out_delete_doc;
+    }
+    err = srv_flags_parse_json((srv_flag_t)f, m, &c->values[c->n], c->why,
+                               sizeof c->why);
+    if (err) {
+      srv__change_fail(c, err, name, strlen(name));
+      goto out_delete_doc;
+    }
+    c->ids[c->n++] = (srv_flag_t)f;
+  }
+out_delete_doc:
+  cJSON_Delete(doc);
+  return err;
 }
 
 /* Append "name=value" to a change description, or " ..." once when the

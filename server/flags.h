@@ -140,6 +140,43 @@ int srv_flags_parse_json(srv_flag_t f, const void *item, double *out,
 /* The same for a value given as text (query string). */
 int srv_flags_parse_text(srv_flag_t f, const char *text, double *out,
                          char *why, size_t whylen);
+
+/* Most changes one request may carry (a flag named twice counts twice;
+ * applied in order, the last value wins). */
+#define SRV_FLAGS_MAX_CHANGES (SRV_FLAG_COUNT * 4)
+
+/* The flag changes of one request, validated whole before any is applied
+ * (by the caller, with srv_flags_set_many). */
+typedef struct srv_flags_change {
+  size_t n;                              /* changes; 0 after a failure */
+  srv_flag_t ids[SRV_FLAGS_MAX_CHANGES]; /* the flag of each, in order */
+  double values[SRV_FLAGS_MAX_CHANGES];  /* its value, in the flag's range */
+  char flag[72];  /* after a failure, the name at fault (UTF-8, cut) or "" */
+  char why[200];  /* after a failure, what is wrong; "" otherwise */
+} srv_flags_change_t;
+
+/* Make c an empty set of changes. */
+void srv_flags_change_init(srv_flags_change_t *c);
+/* Check one decoded query pair (value NULL: it had no '='; name[name_len]
+ * and value[value_len] are NUL, as MHD and srv_parse_query hand them over)
+ * and add it to c. SRV_ENOENT (unknown flag), SRV_E2BIG (more than
+ * SRV_FLAGS_MAX_CHANGES), SRV_EINVAL (wrong type, or a NUL byte inside)
+ * or SRV_ERANGE; a failure empties c and sets c->why and c->flag. */
+int srv_flags_change_add(srv_flags_change_t *c, const char *name,
+                         size_t name_len, const char *value,
+                         size_t value_len);
+/* Every change of a raw query string query[0..len) ("a=1&b=true", URL
+ * encoded; split and decoded by srv_parse_query), all or nothing: 0 (c->n
+ * may be 0: nothing given), SRV_EINVAL for a raw NUL byte, or the errors
+ * of srv_flags_change_add; c is emptied on failure. */
+int srv_flags_parse_query(const char *query, size_t len,
+                          srv_flags_change_t *c);
+/* Every change of a JSON object body[0..len) (body[len] NUL, as request
+ * bodies are), all or nothing: 0, SRV_EINVAL (not one JSON object), or the
+ * errors of srv_flags_change_add; c is emptied on failure. */
+int srv_flags_parse_patch(const char *body, size_t len,
+                          srv_flags_change_t *c);
+
 /* Set n flags at once (already validated) and log one event. */
 void srv_flags_set_many(const srv_flag_t *ids, const double *values, size_t n);
 /* Every flag back to its default; logs one event. */
