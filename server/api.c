@@ -309,6 +309,32 @@ void srv_api_leaks(srv_req_t *rq) {
 
 /* ---- /api/events ---- */
 
+static void srv__event_json(const srv_event_t *ev, void *ctx) {
+  srv_json_t *j = ctx;
+  srv_json_obj(j, NULL);
+  srv_json_u64(j, "seq", ev->seq);
+  srv_json_u64(j, "t_ms", ev->t_ms);
+  srv_json_str(j, "type", srv_events_type_name(ev->type));
+  srv_json_i64(j, "pid", ev->pid);
+  srv_json_u64(j, "generation", ev->generation);
+  if (ev->type == SRV_EVENT_heap_error) {
+    srv_json_str(j, "kind", lab_fault_name((lab_fault_t)ev->kind));
+    srv_json_str(j, "site", ev->site);
+    srv_route_t r = srv_route_of_site(ev->site);
+    if (r != SRV_ROUTE_OTHER) srv_json_str(j, "route", srv_route_path(r));
+    else srv_json_null(j, "route");
+    srv_json_str(j, "seen_at", ev->seen_at);
+    if (ev->freed_at[0]) srv_json_str(j, "freed_at", ev->freed_at);
+    srv_json_u64(j, "size", ev->size);
+    srv_json_i64(j, "offset", ev->offset);
+    char ptr[32];
+    snprintf(ptr, sizeof ptr, "0x%llx", (unsigned long long)ev->ptr);
+    srv_json_str(j, "ptr", ptr);
+  }
+  srv_json_str(j, "message", ev->text);
+  srv_json_end(j);
+}
+
 void srv_api_events(srv_req_t *rq) {
   static const char *const allowed[] = {"since", "limit", NULL};
   uint64_t since = 0, limit = 1000;
@@ -317,15 +343,19 @@ void srv_api_events(srv_req_t *rq) {
       !srv_http_query_u64(rq, "limit", 1, SRV_EVENTS_MAX, &limit))
     return;
   uint64_t last = srv_events_last();
-  uint64_t first = last > SRV_EVENTS_MAX ? last - SRV_EVENTS_MAX + 1 : 1;
+  uint64_t first = srv_events_first();
   uint64_t start = since + 1 > first ? since + 1 : first;
   srv_json_t j;
   srv_http_json_init(rq, &j);
   srv_json_obj(&j, NULL);
   srv_json_u64(&j, "last_seq", last);
-  srv_json_u64(&j, "dropped", start > since + 1 ? start - since - 1 : 0);
   srv_json_arr(&j, "events");
-  uint64_t sent = 0;
+  /* Heap errors can come by the thousand a second and overwrite the ring;
+   * flag changes, recycles, sheds and crashes among them are kept apart
+   * and sent first, in order. */
+  uint64_t sent = 0, kept = 0;
+  if (start > since + 1)
+    kept = sent = srv_events_lifecycle(since, start, limit, srv__event_json, &j);
   srv_event_t *ev = lab_malloc_named(sizeof *ev, "events.copy");
   for (uint64_t seq = start; seq <= last && sent < limit; seq++) {
     if (!srv_events_get(seq, ev)) {
@@ -333,31 +363,12 @@ void srv_api_events(srv_req_t *rq) {
       continue;                                   /* overwritten meanwhile */
     }
     sent++;
-    srv_json_obj(&j, NULL);
-    srv_json_u64(&j, "seq", ev->seq);
-    srv_json_u64(&j, "t_ms", ev->t_ms);
-    srv_json_str(&j, "type", srv_events_type_name(ev->type));
-    srv_json_i64(&j, "pid", ev->pid);
-    srv_json_u64(&j, "generation", ev->generation);
-    if (ev->type == SRV_EVENT_heap_error) {
-      srv_json_str(&j, "kind", lab_fault_name((lab_fault_t)ev->kind));
-      srv_json_str(&j, "site", ev->site);
-      srv_route_t r = srv_route_of_site(ev->site);
-      if (r != SRV_ROUTE_OTHER) srv_json_str(&j, "route", srv_route_path(r));
-      else srv_json_null(&j, "route");
-      srv_json_str(&j, "seen_at", ev->seen_at);
-      if (ev->freed_at[0]) srv_json_str(&j, "freed_at", ev->freed_at);
-      srv_json_u64(&j, "size", ev->size);
-      srv_json_i64(&j, "offset", ev->offset);
-      char ptr[32];
-      snprintf(ptr, sizeof ptr, "0x%llx", (unsigned long long)ev->ptr);
-      srv_json_str(&j, "ptr", ptr);
-    }
-    srv_json_str(&j, "message", ev->text);
-    srv_json_end(&j);
+    srv__event_json(ev, &j);
   }
   lab_free(ev);
   srv_json_end(&j);
+  /* Events after `since` that are gone: heap errors the ring lost. */
+  srv_json_u64(&j, "dropped", start > since + 1 ? start - since - 1 - kept : 0);
   srv_json_end(&j);
   srv_http_send_json(rq, 200, &j);
 }

@@ -44,6 +44,11 @@ static uint64_t srv__events_put(srv_event_t *ev) {
                                   : atomic_load(&srv_shm->generation));
   struct srv_event_slot *slot = &srv_shm->events[(seq - 1) % SRV_EVENTS_MAX];
   srv_shm_slot_write(&slot->seq, slot->w, ev, sizeof *ev, seq);
+  if (ev->type != SRV_EVENT_heap_error) {
+    uint64_t i = atomic_fetch_add(&srv_shm->life_n, 1) + 1;
+    slot = &srv_shm->life[(i - 1) % SRV_LIFE_MAX];
+    srv_shm_slot_write(&slot->seq, slot->w, ev, sizeof *ev, i);
+  }
   return seq;
 }
 
@@ -101,4 +106,27 @@ bool srv_events_get(uint64_t seq, srv_event_t *out) {
   if (!seq || seq > srv_events_last()) return false;
   struct srv_event_slot *slot = &srv_shm->events[(seq - 1) % SRV_EVENTS_MAX];
   return srv_shm_slot_read(&slot->seq, slot->w, out, sizeof *out, seq);
+}
+
+uint64_t srv_events_first(void) {
+  uint64_t last = srv_events_last();
+  return last > SRV_EVENTS_MAX ? last - SRV_EVENTS_MAX + 1 : 1;
+}
+
+size_t srv_events_lifecycle(uint64_t after, uint64_t before, size_t max,
+                            srv_events_fn fn, void *ctx) {
+  uint64_t n = atomic_load(&srv_shm->life_n);
+  uint64_t i = n > SRV_LIFE_MAX ? n - SRV_LIFE_MAX + 1 : 1;
+  size_t k = 0;
+  srv_event_t ev;
+  /* Oldest first; sequence numbers grow with the index (two events
+   * logged at the same instant may be swapped, no more). */
+  for (; i <= n && k < max; i++) {
+    struct srv_event_slot *slot = &srv_shm->life[(i - 1) % SRV_LIFE_MAX];
+    if (!srv_shm_slot_read(&slot->seq, slot->w, &ev, sizeof ev, i)) continue;
+    if (ev.seq <= after || ev.seq >= before) continue;
+    fn(&ev, ctx);
+    k++;
+  }
+  return k;
 }

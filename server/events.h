@@ -21,6 +21,15 @@ uint64_t srv_events_last(void);
 /* Copy event `seq` into *out; false if it was overwritten, is being
  * written or does not exist yet. */
 bool srv_events_get(uint64_t seq, srv_event_t *out);
+/* The oldest sequence number the main ring may still hold. */
+uint64_t srv_events_first(void);
+/* Called with each event of a walk. */
+typedef void (*srv_events_fn)(const srv_event_t *ev, void *ctx);
+/* Call fn, oldest first, for at most max lifecycle events (every type but
+ * heap_error) with after < seq < before, from their own ring; returns how
+ * many. They outlive the heap errors that overwrite the main ring. */
+size_t srv_events_lifecycle(uint64_t after, uint64_t before, size_t max,
+                            srv_events_fn fn, void *ctx);
 /* Name of an event type ("heap_error", "flags", ...). */
 const char *srv_events_type_name(uint32_t type);
 /* A site's report name: its name, else "file:line" (basename); "" for

@@ -25,6 +25,7 @@
 #define SRV_SITES_MAX 256      /* call sites whose history is kept */
 #define SRV_SITE_RING 512      /* per-site snapshots (>= 128 s) */
 #define SRV_EVENTS_MAX 4096    /* events kept */
+#define SRV_LIFE_MAX 1024      /* lifecycle events kept apart from them */
 #define SRV_NAME_MAX 48        /* site names, NUL included */
 #define SRV_WORKER_SLOTS 16    /* per-worker counters, by generation */
 
@@ -181,9 +182,14 @@ typedef struct srv_shm {
   _Atomic uint64_t site_n;            /* sites in sites[] */
   _Atomic uint64_t snap_n;            /* site snapshots written */
   _Atomic uint64_t event_n;           /* events recorded (last seq) */
+  _Atomic uint64_t life_n;            /* lifecycle events recorded */
   srv_site_entry_t sites[SRV_SITES_MAX];
   srv_site_snap_t snaps[SRV_SITE_RING];
   struct srv_event_slot events[SRV_EVENTS_MAX];
+  struct srv_event_slot life[SRV_LIFE_MAX]; /* every event but heap errors
+                                         again, so a flood of heap errors
+                                         cannot push flag changes,
+                                         recycles and crashes out */
   struct srv_sample_slot hist[SRV_HIST_CAP]; /* last: pages past hist_len
                                                are never touched */
 } srv_shm_t;
