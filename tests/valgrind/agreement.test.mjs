@@ -1,6 +1,9 @@
 // leaklab's leak figures against valgrind memcheck's, on the same process:
-// leaklab --single-process --heap libc under memcheck, a bounded request
-// mix, then a clean shutdown (SIGTERM).
+// leaklab --single-process under memcheck, a bounded request mix, then a
+// clean shutdown (SIGTERM). With --heap libc memcheck sees each block as
+// the malloc block holding it (the backend's header and guard included);
+// with the lab heap it sees the user bytes alone, through the heap's
+// MALLOCLIKE/FREELIKE client requests.
 import {test} from "node:test";
 import assert from "node:assert/strict";
 import {spawn} from "node:child_process";
@@ -24,11 +27,11 @@ async function waitFor(what, fn, ms) {
 
 // Run leaklab under memcheck, let `drive(base)` talk to it, stop it, and
 // return memcheck's summary and exit status.
-async function underMemcheck(drive) {
+async function underMemcheck(drive, heap = "libc") {
   const dir = mkdtempSync(join(tmpdir(), "leaklab-vg-"));
   const pf = join(dir, "port"), log = join(dir, "memcheck.log");
   const vg = spawn(VALGRIND, ["--leak-check=full", `--log-file=${log}`, BIN, "--single-process",
-                              "--heap", "libc", "--port", "0", "--port-file", pf],
+                              "--heap", heap, "--port", "0", "--port-file", pf],
                    {stdio: ["ignore", "ignore", "inherit"]});
   const exited = new Promise((r) => vg.on("exit", (code) => r(code)));
   const port = await waitFor("leaklab under valgrind", () => existsSync(pf) && readFileSync(pf, "utf8").trim(), 60000);
@@ -71,9 +74,10 @@ test("with every fault off, memcheck finds nothing lost and no error", async () 
   assert.equal(r.errors, 0, r.text);
 });
 
-test("a forgotten free: memcheck's definitely lost equals leaklab's site figure to the byte", async () => {
-  const N = 150;
-  const r = await underMemcheck(async (base) => {
+// One forgotten free per request (hello.leak_response) for N requests;
+// returns memcheck's summary and leaklab's figure for the site.
+async function forgottenFrees(heap, N) {
+  return underMemcheck(async (base) => {
     const patch = (v) => fetch(`${base}/api/flags`, {method: "PATCH", body: JSON.stringify({"hello.leak_response": v})});
     await patch(1);
     for (let i = 0; i < N; i++) await fetch(`${base}/hello?name=n${i % 7}`);
@@ -81,7 +85,23 @@ test("a forgotten free: memcheck's definitely lost equals leaklab's site figure 
     await mix(base, 3);
     const leaks = await (await fetch(`${base}/api/leaks?top=50`)).json();
     return leaks.sites.find((s) => s.site === "hello.response");
-  });
+  }, heap);
+}
+
+test("a forgotten free, lab heap: memcheck's definitely lost is leaklab's site figure, to the byte", async () => {
+  const N = 150;
+  const r = await forgottenFrees("lab", N);
+  const site = r.driven;
+  assert.ok(site, "hello.response missing from /api/leaks");
+  assert.equal(site.blocks, N);
+  assert.equal(r.definiteBlocks, site.blocks, r.text);
+  assert.equal(r.definite, site.bytes, r.text);
+  assert.equal(r.indirect, 0, r.text);
+});
+
+test("a forgotten free, libc backend: the same, plus the backend's 24 bytes a block", async () => {
+  const N = 150;
+  const r = await forgottenFrees("libc", N);
   const site = r.driven;
   assert.ok(site, "hello.response missing from /api/leaks");
   assert.equal(site.blocks, N);
