@@ -144,6 +144,35 @@ test("the page is readable at phone width", async () => {
   assert.deepEqual(consoleErrors, []);
 });
 
+test("a worker recycle amid a flood of heap errors shows as a marker, and the page stays live", async () => {
+  await page.setViewportSize({width: 1280, height: 800});
+  const before = await json("/api/stats");
+  await fetch(base + "/api/flags", {method: "PATCH", body: JSON.stringify({"hello.free_stack": 1}),
+                                    headers: {"Content-Type": "application/json"}});
+  // Thousands of invalid frees, each an event, with a recycle (SIGHUP to
+  // the supervisor) in the middle of them.
+  let next = 0;
+  const worker = async () => {
+    while (next < 6000) {
+      if (next++ === 3000) server.kill("SIGHUP");
+      await fetch(base + "/hello?name=flood").catch(() => {});
+    }
+  };
+  await Promise.all(Array.from({length: 8}, worker));
+  await fetch(base + "/api/flags", {method: "PATCH", body: JSON.stringify({"hello.free_stack": 0}),
+                                    headers: {"Content-Type": "application/json"}});
+  const after = await json("/api/stats");
+  assert.equal(after.guards.recycles, before.guards.recycles + 1);
+  assert.notEqual(after.worker.pid, before.worker.pid);
+  await waitFor("a recycle marker on the charts", () =>
+    page.evaluate(() => window.leaklabStore.markers.some((m) => m.type === "recycle")));
+  await waitFor("the summary to show the new worker", async () =>
+    (await page.textContent("#summary")).includes(`pid ${after.worker.pid}`));
+  assert.equal(await page.textContent("#conn"), "live");
+  await page.screenshot({path: join(ARTIFACTS, "dashboard-recycle.png")});
+  assert.deepEqual(consoleErrors, []);
+});
+
 test("the page reconnects by itself after the server restarts", async () => {
   await page.setViewportSize({width: 1280, height: 800});
   const oldPid = (await json("/api/stats")).pid;
