@@ -20,6 +20,7 @@
 #include "events.h"
 #include "flags.h"
 #include "metrics.h"
+#include "parse.h"
 #include "proc.h"
 #include "shm.h"
 #include "stats.h"
@@ -252,11 +253,15 @@ static void srv__error_doc(srv_req_t *rq, unsigned status, const char *msg,
 }
 
 void srv_http_error(srv_req_t *rq, unsigned status, const char *fmt, ...) {
-  char msg[256];
+  char raw[256], msg[256];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  int n = vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  /* Messages quote what clients sent (paths, query keys): keep the JSON
+   * valid UTF-8 whatever the bytes were, and never cut a character. */
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+  srv_parse_utf8(msg, sizeof msg, raw, len);
   srv__error_doc(rq, status, msg, NULL);
 }
 

@@ -37,13 +37,34 @@ static void the_server_stops_on_sigterm_with_status_0(void **state) {
   assert_int_equal(rc, 0);
 }
 
-/* Expect a JSON error document with this status. */
+/* Whether s[0..n) is valid UTF-8 (no overlong forms, no surrogates). */
+static bool valid_utf8(const unsigned char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned c = s[i];
+    size_t k = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+    if (k == 9 || i + k >= n + (k ? 0 : 1)) return false;
+    unsigned cp = k == 0 ? c : c & (0x3f >> k);
+    for (size_t j = 1; j <= k; j++) {
+      if ((s[i + j] & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (s[i + j] & 0x3f);
+    }
+    static const unsigned min[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += k + 1;
+  }
+  return true;
+}
+
+/* Expect a JSON error document with this status, in valid UTF-8 whatever
+ * bytes the request held. */
 static void expect_error(const char *method, const char *path, const char *body,
                          long len, const char *const *headers, long want) {
   http_resp_t r = http(srv, method, path, body, len, headers);
   if (r.status != want)
     fail_msg("%s %s: want %ld, got %ld: %.200s", method, path, want, r.status,
              r.body);
+  if (!valid_utf8((const unsigned char *)r.body, r.len))
+    fail_msg("%s %s: the error is not valid UTF-8", method, path);
   cJSON *doc = cJSON_ParseWithLength(r.body, r.len);
   if (!doc || !cJSON_IsString(jget(doc, "error")))
     fail_msg("%s %s: not a JSON error: %.200s", method, path, r.body);
@@ -101,6 +122,8 @@ static void an_unknown_path_is_a_404(void **state) {
   expect_error("GET", "/api/stats/", NULL, 0, NULL, 404);
   expect_error("GET", "/api", NULL, 0, NULL, 404);
   expect_error("POST", "/api/flags/reset/now", NULL, 0, NULL, 404);
+  /* The message quotes the path: bytes that are not UTF-8 become '?'. */
+  expect_error("GET", "/caf%c3%ff%fe", NULL, 0, NULL, 404);
 }
 
 static void a_body_over_the_limit_is_a_413(void **state) {
