@@ -362,10 +362,19 @@ lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero) {
       return NULL;
   }
   void *u = lab__user_of(b);
-  if (zero) {
-    if (!fresh) memset(u, 0, n);
-  } else if (fresh) {
-    memset(u, LAB_FILL_ALLOC, n < lab__fill_max ? n : lab__fill_max);
+  if (fresh) {
+    /* A fresh small slot gets the pattern in all its room (up to the fill
+     * limit), not just the n bytes asked for: evictions then refill only
+     * what a user could change (lab__evict). */
+    size_t room = n > LAB__SMALL_MAX
+                      ? n
+                      : lab__slot_of_cls(lab__cls_of(n + LAB__BLOCK_OVERHEAD)) -
+                            LAB__BLOCK_OVERHEAD;
+    size_t end = room < lab__fill_max ? room : lab__fill_max;
+    size_t from = zero ? n : 0; /* calloc: the mapping is zero already */
+    if (end > from) memset((char *)u + from, LAB_FILL_ALLOC, end - from);
+  } else if (zero) {
+    memset(u, 0, n);
   } else if (LAB__LIKELY(n >= 8 && lab__fill_max >= 8)) {
     /* Prefilled when it left quarantine; only the list link is stale. */
     uint64_t pat = 0x0101010101010101ull * LAB_FILL_ALLOC;
@@ -471,8 +480,12 @@ static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
   if (LAB__UNLIKELY(bad >= 0))
     lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
                 &lab__evict_site, bad);
-  /* Prefill for the next user while the lines are hot. */
-  memset(u, LAB_FILL_ALLOC, room < lab__fill_max ? room : lab__fill_max);
+  /* Prefill for the next user while the lines are hot. Only the block
+   * and its guard can differ from the pattern: the rest of the room was
+   * filled when the slot was fresh and nobody wrote there since (a write
+   * that far past the end is an overflow the guard did not see). */
+  size_t dirty = n + LAB__GUARD_SIZE < room ? n + LAB__GUARD_SIZE : room;
+  memset(u, LAB_FILL_ALLOC, dirty < lab__fill_max ? dirty : lab__fill_max);
   b->canary = LAB__CANARY_FREE;
   lab__heap_t *o = pg->owner;
   if (o == h) {

@@ -2,6 +2,7 @@
  * and the bad operation changes nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -170,6 +171,51 @@ static void fresh_blocks_hold_the_fill_pattern_and_calloc_zeroes(void **state) {
   assert_int_equal(events.n, 0);
 }
 
+/* Offset of the first byte of p[0..n) that is not the fill pattern, or -1
+ * (read through DELIBERATE: the bytes are uninitialised on purpose). */
+static long first_unfilled(const unsigned char *p, size_t n) {
+  long at = -1;
+  DELIBERATE(for (size_t i = 0; i < n && at < 0; i++) {
+    unsigned char c = p[i];
+    KNOWN(c);
+    if (c != LAB_FILL_ALLOC) at = (long)i;
+  });
+  return at;
+}
+
+static void a_reused_slot_shows_the_pattern_in_every_byte_of_a_bigger_block(void **state) {
+  (void)state;
+  /* A block written all over, freed and evicted; then a bigger block in
+   * the same slot: every byte it gets, past the old block and its guard
+   * too, must read as the pattern. After malloc and after calloc. */
+  unsigned reused = 0, past = 0;
+  for (size_t n = 16; n < 100000; n += n / 16 + 1) {
+    for (int zero = 0; zero < 2; zero++) {
+      const size_t grow[] = {n + 9, n + n / 8 + 9, n + n / 4 + 9};
+      for (size_t k = 0; k < sizeof grow / sizeof grow[0]; k++) {
+        unsigned char *p = zero ? lab_calloc(n, 1) : lab_malloc(n);
+        memset(p, 0x11, n);
+        lab_free(p);
+        lab_flush_quarantine();
+        size_t m = grow[k];
+        unsigned char *q = lab_malloc(m);
+        bool same = q == p;
+        long bad = same ? first_unfilled(q, m) : -1;
+        lab_free(q);
+        lab_flush_quarantine();
+        if (bad >= 0)
+          fail_msg("n=%zu%s then m=%zu: byte %ld is not the pattern", n,
+                   zero ? " (calloc)" : "", m, bad);
+        reused += same;
+        past += same && m > n + 8; /* bytes past the old block and guard */
+      }
+    }
+  }
+  print_message("%u reused slots, %u with bytes past the old guard\n", reused, past);
+  assert_true(past > 50);
+  assert_int_equal(events.n, 0);
+}
+
 static void large_blocks_are_checked_like_small_ones(void **state) {
   (void)state;
   size_t n = 1 << 20;
@@ -206,6 +252,7 @@ int main(void) {
       cmocka_unit_test_setup(write_after_free_is_caught_when_the_block_leaves_quarantine, setup),
       cmocka_unit_test_setup(whole_heap_check_finds_a_write_after_free_in_quarantine, setup),
       cmocka_unit_test_setup(fresh_blocks_hold_the_fill_pattern_and_calloc_zeroes, setup),
+      cmocka_unit_test_setup(a_reused_slot_shows_the_pattern_in_every_byte_of_a_bigger_block, setup),
       cmocka_unit_test_setup(large_blocks_are_checked_like_small_ones, setup),
       cmocka_unit_test_setup(realloc_of_a_bad_pointer_reports_and_returns_null, setup),
   };
