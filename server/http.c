@@ -132,18 +132,19 @@ static const char *srv__allow(srv_route_t r, char *buf, size_t cap) {
   return buf;
 }
 
-/* Whether heap live bytes are above `percent` % of guard.budget_bytes
- * (false when the guard is off). */
-static bool srv__budget_above(unsigned percent, uint64_t *live,
-                              uint64_t *budget) {
+/* Where heap live bytes stand against guard.budget_bytes: 0 below 95 %
+ * (or the guard off), 1 from 95 %, 2 over 100 %. One heap snapshot, read
+ * once per request when its headers are in. */
+static unsigned srv__budget_level(uint64_t *live, uint64_t *budget) {
   uint64_t b = srv_flags_u64(SRV_FLAG_guard_budget_bytes);
-  if (!b) return false;
+  *budget = b;
+  if (!b) return 0;
   lab_stats_t st;
   lab_stats(&st);
-  if (live) *live = st.live_bytes;
-  if (budget) *budget = b;
-  /* live > b * percent / 100, without overflow for any budget. */
-  return (double)st.live_bytes * 100.0 > (double)b * percent;
+  *live = st.live_bytes;
+  /* Compared in double: no overflow for any budget. */
+  double l = (double)st.live_bytes * 100.0;
+  return l > (double)b * 100 ? 2 : l > (double)b * 95 ? 1 : 0;
 }
 
 /* Add the headers and queue the response; it is destroyed once MHD is
@@ -154,8 +155,7 @@ static void srv__queue(srv_req_t *rq, unsigned status, const char *ctype,
   /* A draining worker sends its clients to the next one; a heap near its
    * budget sheds connections before it must shed requests (Envoy's
    * overload manager disables keep-alive at 95 %). */
-  if (atomic_load_explicit(&srv__draining, memory_order_relaxed) ||
-      srv__budget_above(95, NULL, NULL))
+  if (rq->close || atomic_load_explicit(&srv__draining, memory_order_relaxed))
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   if (ctype) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -351,15 +351,15 @@ static unsigned srv__method(const char *m) {
   return SRV_M_OTHER;
 }
 
-/* Whether the budget guard sheds this request. */
-static bool srv__over_budget(void) {
-  uint64_t live = 0, budget = 0;
-  if (!srv_flags_u64(SRV_FLAG_guard_budget_bytes)) {
+/* Whether the budget guard sheds an app request, given the budget level;
+ * logs the crossings either way as shed events. */
+static bool srv__over_budget(unsigned level, uint64_t live, uint64_t budget) {
+  if (!budget) {
     if (atomic_load_explicit(&srv_shm->shedding, memory_order_relaxed))
       atomic_store(&srv_shm->shedding, 0);
     return false;
   }
-  bool over = srv__budget_above(100, &live, &budget);
+  bool over = level == 2;
   uint64_t was = atomic_exchange(&srv_shm->shedding, over ? 1 : 0);
   if (over && !was)
     srv_events_log(SRV_EVENT_shed,
@@ -446,11 +446,15 @@ static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
     *con_cls = rq;
     atomic_fetch_add(&srv__started, 1);
     atomic_store_explicit(&srv__last_ns, rq->t0_ns, memory_order_relaxed);
-    /* Over budget, an app request is refused as soon as its headers are
-     * in: its body is read and dropped, nothing is allocated for it. */
+    /* Near the budget, keep-alive ends; over it, an app request is
+     * refused as soon as its headers are in: its body is read and
+     * dropped, nothing is allocated for it. */
+    uint64_t live = 0, budget = 0;
+    unsigned level = srv__budget_level(&live, &budget);
+    rq->close = level > 0;
     rq->shed = srv_route_is_app(rq->route) &&
                (srv_route_methods(rq->route) & rq->method) &&
-               srv__over_budget();
+               srv__over_budget(level, live, budget);
     const char *cl = MHD_lookup_connection_value(
         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && !rq->shed) {
@@ -500,12 +504,11 @@ static void srv__completed(void *cls, struct MHD_Connection *conn,
       SRV_COUNT(scope_left_bytes, rep.bytes);
     }
   }
+  uint64_t now = srv_proc_mono_ns();
   if (rq->status)
-    srv_stats_request_done(rq->route, rq->status,
-                           srv_proc_mono_ns() - rq->t0_ns);
+    srv_stats_request_done(rq->route, rq->status, now - rq->t0_ns);
   lab_free_at(rq, &srv__free_site);
-  atomic_store_explicit(&srv__last_ns, srv_proc_mono_ns(),
-                        memory_order_relaxed);
+  atomic_store_explicit(&srv__last_ns, now, memory_order_relaxed);
   atomic_fetch_add(&srv__finished, 1);
 }
 

@@ -44,6 +44,8 @@ typedef struct srv_req {
   size_t body_cap;          /* bytes allocated for it */
   bool body_too_big;        /* more than max_body arrived */
   bool shed;                /* refused over guard.budget_bytes */
+  bool close;               /* answer with Connection: close (heap at 95 %
+                               of guard.budget_bytes when it began) */
   uint64_t t0_ns;           /* monotonic time of the first call */
   unsigned status;          /* status queued, 0 until a response is */
 } srv_req_t;

@@ -5,7 +5,6 @@
  * A scope keeps an array of its blocks; each block's header holds its index
  * there, so removal is O(1) (swap with the last). Scopes come from a pool
  * of 4 KiB objects that are never unmapped; an id in 1..65535 names each. */
-#include <sched.h>
 #include <stdio.h>
 
 #include "internal.h"
@@ -14,42 +13,11 @@
 #define LAB__SCOPE_BYTES 4096
 #define LAB__SCOPE_CHUNK 16 /* scopes mapped at a time */
 
-/* The scope lock: critical sections are a few stores long and almost
- * never contended (a scope is used by the one thread serving its request;
- * another thread takes it only to free a block tagged with it), so one
- * exchange to take it and one store to release it, instead of a mutex's
- * calls. A waiter spins briefly, then yields. */
-typedef struct lab__lock {
-  _Atomic int held;
-} lab__lock_t;
-
-static void lab__lock_wait(lab__lock_t *l) {
-  for (unsigned spins = 0;; spins++) {
-    if (!atomic_load_explicit(&l->held, memory_order_relaxed) &&
-        !atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
-      return;
-    if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    } else {
-      sched_yield();
-    }
-  }
-}
-
-static inline void lab__lock(lab__lock_t *l) {
-  if (LAB__LIKELY(!atomic_exchange_explicit(&l->held, 1, memory_order_acquire)))
-    return;
-  lab__lock_wait(l);
-}
-
-static inline void lab__unlock(lab__lock_t *l) {
-  atomic_store_explicit(&l->held, 0, memory_order_release);
-}
-
 struct lab_scope {
-  lab__lock_t lock;         /* guards the fields below */
+  /* Guards the fields below. A spin lock: the sections are a few stores
+   * long and almost never contended (one thread serves a request; another
+   * takes it only to free a block tagged with it). */
+  pthread_spinlock_t lock;
   _Atomic bool full;        /* n == cap, read without the lock as a hint */
   lab__hdr_t **blocks;      /* live tagged blocks */
   uint32_t n, cap;          /* used and capacity of blocks */
@@ -90,6 +58,7 @@ static int lab__pool_grow(void) {
   atomic_fetch_add(&lab__mapped_bytes, (uint64_t)k * LAB__SCOPE_BYTES);
   for (uint32_t i = 0; i < k; i++) {
     lab_scope_t *s = (lab_scope_t *)(mem + (size_t)i * LAB__SCOPE_BYTES);
+    pthread_spin_init(&s->lock, PTHREAD_PROCESS_PRIVATE);
     s->id = (uint16_t)lab__nscopes;
     __atomic_store_n(&lab__scopes[lab__nscopes++], s, __ATOMIC_RELEASE);
     s->next_free = lab__pool;
@@ -107,7 +76,7 @@ lab_scope_t *lab_scope_open(const char *label) {
   lab_scope_t *s = lab__pool;
   lab__pool = s->next_free;
   pthread_mutex_unlock(&lab__pool_lock);
-  lab__lock(&s->lock);
+  pthread_spin_lock(&s->lock);
   s->next_free = NULL;
   s->blocks = s->inline_blocks;
   s->cap = (uint32_t)LAB__SCOPE_INLINE;
@@ -116,7 +85,7 @@ lab_scope_t *lab_scope_open(const char *label) {
   s->bytes = 0;
   s->ext_bytes = 0;
   snprintf(s->label, sizeof s->label, "%s", label ? label : "");
-  lab__unlock(&s->lock);
+  pthread_spin_unlock(&s->lock);
   lab__tls_scope = s;
   return s;
 }
@@ -127,10 +96,10 @@ void lab_scope_enter(lab_scope_t *s) { lab__tls_scope = s; }
 
 void lab_scope_usage(const lab_scope_t *cs, size_t *blocks, size_t *bytes) {
   lab_scope_t *s = (lab_scope_t *)cs;
-  lab__lock(&s->lock);
+  pthread_spin_lock(&s->lock);
   if (blocks) *blocks = s->n;
   if (bytes) *bytes = s->bytes;
-  lab__unlock(&s->lock);
+  pthread_spin_unlock(&s->lock);
 }
 
 /* Double the block array; caller holds the scope lock. */
@@ -157,15 +126,15 @@ int lab__scope_reserve(lab_scope_t *s) {
    * stale answer only means lab__scope_add grows the array itself. */
   if (LAB__LIKELY(!atomic_load_explicit(&s->full, memory_order_relaxed)))
     return LAB_OK;
-  lab__lock(&s->lock);
+  pthread_spin_lock(&s->lock);
   int err = s->n < s->cap ? LAB_OK : lab__scope_grow(s);
   atomic_store_explicit(&s->full, s->n >= s->cap, memory_order_relaxed);
-  lab__unlock(&s->lock);
+  pthread_spin_unlock(&s->lock);
   return err;
 }
 
 void lab__scope_add(lab_scope_t *s, lab__hdr_t *h, size_t size) {
-  lab__lock(&s->lock);
+  pthread_spin_lock(&s->lock);
   /* Reserved before the block was made; only if another thread took the
    * room and the array cannot grow does the block stay untagged. */
   if (s->n < s->cap || lab__scope_grow(s) == LAB_OK) {
@@ -175,14 +144,14 @@ void lab__scope_add(lab_scope_t *s, lab__hdr_t *h, size_t size) {
     atomic_store_explicit(&h->scope, s->id, memory_order_relaxed);
     atomic_store_explicit(&s->full, s->n >= s->cap, memory_order_relaxed);
   }
-  lab__unlock(&s->lock);
+  pthread_spin_unlock(&s->lock);
 }
 
 void lab__scope_remove(lab__hdr_t *h, size_t size) {
   uint16_t id = atomic_load_explicit(&h->scope, memory_order_relaxed);
   if (!id) return;
   lab_scope_t *s = lab__scope_at(id);
-  lab__lock(&s->lock);
+  pthread_spin_lock(&s->lock);
   if (atomic_load_explicit(&h->scope, memory_order_relaxed) == id) {
     uint32_t i = h->slot;
     lab__hdr_t *last = s->blocks[--s->n];
@@ -192,7 +161,7 @@ void lab__scope_remove(lab__hdr_t *h, size_t size) {
     atomic_store_explicit(&h->scope, 0, memory_order_relaxed);
     atomic_store_explicit(&s->full, false, memory_order_relaxed);
   }
-  lab__unlock(&s->lock);
+  pthread_spin_unlock(&s->lock);
 }
 
 int lab_detach(void *p) {
@@ -246,7 +215,7 @@ void lab_scope_close(lab_scope_t *s, unsigned flags,
   if (lab__tls_scope == s) lab__tls_scope = NULL;
   lab__tally_t tally[LAB__TALLY];
   if (report) memset(tally, 0, sizeof tally);
-  lab__lock(&s->lock);
+  pthread_spin_lock(&s->lock);
   uint32_t n = s->n;
   uint64_t bytes = s->bytes;
   for (uint32_t i = 0; i < n; i++) {
@@ -257,7 +226,7 @@ void lab_scope_close(lab_scope_t *s, unsigned flags,
   s->n = 0;
   atomic_store_explicit(&s->full, false, memory_order_relaxed);
   s->bytes = 0;
-  lab__unlock(&s->lock);
+  pthread_spin_unlock(&s->lock);
   if (report) {
     report->blocks = n;
     report->bytes = bytes;

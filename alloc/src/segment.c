@@ -347,12 +347,13 @@ static lab__hdr_t *lab__alloc_slow(lab__heap_t *h, unsigned cls, bool *fresh) {
 lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero) {
   lab__hdr_t *b;
   bool fresh;
+  unsigned cls = 0;
   if (LAB__UNLIKELY(n > LAB__SMALL_MAX)) {
     if (!(b = lab__large_alloc(n))) return NULL;
     lab__peak_note();
     fresh = true;
   } else {
-    unsigned cls = lab__cls_of(n + LAB__BLOCK_OVERHEAD);
+    cls = lab__cls_of(n + LAB__BLOCK_OVERHEAD);
     lab__page_t *pg = h->cur[cls];
     if (LAB__LIKELY(pg && (b = pg->free)))
       /* Overlap the misses on the block's first line and its guard line. */
@@ -366,10 +367,7 @@ lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero) {
     /* A fresh small slot gets the pattern in all its room (up to the fill
      * limit), not just the n bytes asked for: evictions then refill only
      * what a user could change (lab__evict). */
-    size_t room = n > LAB__SMALL_MAX
-                      ? n
-                      : lab__slot_of_cls(lab__cls_of(n + LAB__BLOCK_OVERHEAD)) -
-                            LAB__BLOCK_OVERHEAD;
+    size_t room = n > LAB__SMALL_MAX ? n : lab__cls_slot[cls] - LAB__BLOCK_OVERHEAD;
     size_t end = room < lab__fill_max ? room : lab__fill_max;
     size_t from = zero ? n : 0; /* calloc: the mapping is zero already */
     if (end > from) memset((char *)u + from, LAB_FILL_ALLOC, end - from);
