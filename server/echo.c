@@ -40,9 +40,52 @@ static bool srv__json_finite(const cJSON *v) {
   return true;
 }
 
-/* Print the answer around `tree` (which stays the caller's); NULL on OOM.
- * Every member must make it: a document missing one is no answer. */
-static char *srv__echo_print(cJSON *tree, size_t len, const lab_site_t *site) {
+/* The digits of n, NUL-terminated, in buf[0..21); returns buf. */
+static char *srv__digits(long long n, char buf[21]) {
+  char *p = buf + 20;
+  *p = '\0';
+  unsigned long long u = (unsigned long long)n;
+  if (n < 0) u = 0ull - u;
+  do *--p = (char)('0' + u % 10); while (u /= 10);
+  if (n < 0) *--p = '-';
+  return p;
+}
+
+/* cJSON 1.7.15 prints every number with sprintf("%1.15g") and reads it
+ * back with sscanf to check: about 0.3 us a number, the largest single
+ * part of what /echo does. An integer of at most 15 digits prints as its
+ * plain digits under "%1.15g", so each such number becomes a raw node
+ * holding them, written here: the answer is the same byte for byte
+ * (tests/fuzz/fuzz_echo.c checks it). -0 and every
+ * other number stay cJSON's; so does one whose text cannot be allocated.
+ * Done to v and every value below it. */
+static void srv__json_ints_raw(cJSON *v) {
+  for (cJSON *c = v->child; c; c = c->next) srv__json_ints_raw(c);
+  double d = v->valuedouble;
+  if (v->type != cJSON_Number || !(d > -1e15 && d < 1e15) ||
+      d != (double)(long long)d || (d == 0 && signbit(d)))
+    return;
+  char buf[21], *txt = srv__digits((long long)d, buf);
+  size_t n = (size_t)(buf + 21 - txt);
+  char *raw = cJSON_malloc(n);
+  if (!raw) return;
+  memcpy(raw, txt, n);
+  v->valuestring = raw;
+  v->type = cJSON_Raw;
+}
+
+/* Adds the count n to doc as `key`, its digits written here (see
+ * srv__json_ints_raw); false on OOM. */
+static bool srv__add_count(cJSON *doc, const char *key, size_t n) {
+  char buf[21];
+  return cJSON_AddRawToObject(doc, key, srv__digits((long long)n, buf)) != NULL;
+}
+
+/* Print the answer around `tree` (which stays the caller's, its integers
+ * made raw at tree_site); NULL on OOM. Every member must make it: a
+ * document missing one is no answer. */
+static char *srv__echo_print(cJSON *tree, size_t len, const lab_site_t *site,
+                             const lab_site_t *tree_site) {
   const lab_site_t *doc_site = LAB_SITE("echo.doc");
   const lab_site_t *prev = lab_hook_site(doc_site);
   char *text = NULL;
@@ -52,11 +95,15 @@ static char *srv__echo_print(cJSON *tree, size_t len, const lab_site_t *site) {
   if (!doc || !cJSON_AddItemToObjectCS(doc, "echo", tree)) goto out_delete_doc;
   bool whole =
       cJSON_AddStringToObject(doc, "type", srv__json_type(tree)) &&
-      cJSON_AddNumberToObject(doc, "members", cJSON_GetArraySize(tree)) &&
-      cJSON_AddNumberToObject(doc, "nodes", (double)srv__json_nodes(tree)) &&
-      cJSON_AddNumberToObject(doc, "bytes", (double)len);
-  lab_hook_site(site ? site : LAB_SITE("echo.response"));
-  if (whole) text = cJSON_PrintUnformatted(doc);
+      srv__add_count(doc, "members", (size_t)cJSON_GetArraySize(tree)) &&
+      srv__add_count(doc, "nodes", srv__json_nodes(tree)) &&
+      srv__add_count(doc, "bytes", len);
+  if (whole) {
+    lab_hook_site(tree_site);
+    srv__json_ints_raw(tree);
+    lab_hook_site(site ? site : LAB_SITE("echo.response"));
+    text = cJSON_PrintUnformatted(doc);
+  }
   lab_hook_site(doc_site);
   cJSON_DetachItemViaPointer(doc, tree); /* the tree is ours to delete */
   tree->string = NULL;
@@ -77,7 +124,8 @@ int srv_echo_transform(const char *body, size_t len, srv_echo_hit_fn hit,
   if (len) memcpy(work, body, len);
   work[len] = '\0';
 
-  cJSON *tree = srv_parse_json(work, len, LAB_SITE("echo.tree"));
+  const lab_site_t *tree_site = LAB_SITE("echo.tree");
+  cJSON *tree = srv_parse_json(work, len, tree_site);
   if (!tree) {
     /* The mistake: an early return on the error path that skips the free. */
     if (!srv__hit(hit, SRV_FLAG_echo_leak_on_error))
@@ -95,7 +143,7 @@ int srv_echo_transform(const char *body, size_t len, srv_echo_hit_fn hit,
   }
 
   /* The answer: the document, what it is and how big. */
-  char *text = srv__echo_print(tree, len, site);
+  char *text = srv__echo_print(tree, len, site, tree_site);
 
   /* The mistake: forget the tree. */
   if (!srv__hit(hit, SRV_FLAG_echo_leak_tree)) cJSON_Delete(tree);

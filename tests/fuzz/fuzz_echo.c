@@ -5,7 +5,9 @@
  * value, and refused when a number in it is beyond a double (cJSON would
  * print it as null); the answer is one JSON object with exactly the
  * documented members ("echo" the body's document, "type", "members",
- * "nodes", "bytes"), each agreeing with the document; a failure has a
+ * "nodes", "bytes"), each agreeing with the document, and byte for byte
+ * what cJSON itself prints for that object (the echo writes integers
+ * itself, for speed); a failure has a
  * message and no answer. Each input runs again with one of cJSON's
  * allocations failing: the same answer or a clean failure, never an
  * answer with a member missing. Nothing stays live on the heap and the
@@ -113,6 +115,20 @@ static void check_answer(const char *text, size_t len, const cJSON *body,
   FUZZ_CHECK(number(doc, "bytes") == (double)size, "echo: bytes %g, not %zu",
              number(doc, "bytes"), size);
   cJSON_Delete(doc);
+
+  /* The same object, put together and printed by cJSON alone. */
+  cJSON *ref = cJSON_CreateObject();
+  cJSON_AddItemToObject(ref, "echo", cJSON_Duplicate(body, 1));
+  cJSON_AddStringToObject(ref, "type", type(body));
+  cJSON_AddNumberToObject(ref, "members", cJSON_GetArraySize(body));
+  cJSON_AddNumberToObject(ref, "nodes", (double)nodes(body));
+  cJSON_AddNumberToObject(ref, "bytes", (double)size);
+  char *want = cJSON_PrintUnformatted(ref);
+  FUZZ_CHECK(want && !strcmp(text, want),
+             "echo: the answer is not what cJSON prints:\n%.300s\n%.300s",
+             text, want ? want : "(out of memory)");
+  cJSON_free(want);
+  cJSON_Delete(ref);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
