@@ -135,6 +135,7 @@ typedef struct lab__heap {
   lab__hdr_t **q;                /* quarantine ring */
   uint32_t qcap, qhead, qn;      /* ring capacity, oldest, count */
   uint64_t qbytes, qmax;         /* bytes held, byte limit */
+  struct lab_scope *spare_scope; /* a closed scope kept for the next open */
 } lab__heap_t;
 
 /* The calling thread's heap, made or adopted on first use; NULL on OOM. */
