@@ -40,69 +40,99 @@ static bool srv__json_finite(const cJSON *v) {
   return true;
 }
 
-/* The digits of n, NUL-terminated, in buf[0..21); returns buf. */
-static char *srv__digits(long long n, char buf[21]) {
-  char *p = buf + 20;
-  *p = '\0';
+/* cJSON 1.7.15 prints every number with sprintf("%1.15g") and reads it
+ * back with sscanf to check, about 0.3 us a number: it was the largest
+ * single part of what /echo does. An integer of at most 15 digits prints
+ * as its plain digits under "%1.15g", so while the answer is printed each
+ * such number is a raw node whose text is written here, into a buffer on
+ * the stack, and then a number again. The answer is the same byte for
+ * byte (tests/fuzz/fuzz_echo.c checks it); -0, other numbers and those
+ * the buffer has no room for are printed by cJSON. */
+typedef struct srv__digits {
+  char buf[1024];
+  size_t used;
+} srv__digits_t;
+
+#define SRV__RAW_REF (cJSON_Raw | cJSON_IsReference)
+
+/* The digits of n, NUL-terminated, in d's buffer; NULL without room. */
+static const char *srv__digits(srv__digits_t *d, long long n) {
+  char tmp[21], *p = tmp + sizeof tmp;
+  *--p = '\0';
   unsigned long long u = (unsigned long long)n;
   if (n < 0) u = 0ull - u;
   do *--p = (char)('0' + u % 10); while (u /= 10);
   if (n < 0) *--p = '-';
-  return p;
+  size_t k = (size_t)(tmp + sizeof tmp - p);
+  if (k > sizeof d->buf - d->used) return NULL;
+  char *out = memcpy(d->buf + d->used, p, k);
+  d->used += k;
+  return out;
 }
 
-/* cJSON 1.7.15 prints every number with sprintf("%1.15g") and reads it
- * back with sscanf to check: about 0.3 us a number, the largest single
- * part of what /echo does. An integer of at most 15 digits prints as its
- * plain digits under "%1.15g", so each such number becomes a raw node
- * holding them, written here: the answer is the same byte for byte
- * (tests/fuzz/fuzz_echo.c checks it). -0 and every
- * other number stay cJSON's; so does one whose text cannot be allocated.
- * Done to v and every value below it. */
-static void srv__json_ints_raw(cJSON *v) {
-  for (cJSON *c = v->child; c; c = c->next) srv__json_ints_raw(c);
-  double d = v->valuedouble;
-  if (v->type != cJSON_Number || !(d > -1e15 && d < 1e15) ||
-      d != (double)(long long)d || (d == 0 && signbit(d)))
+/* Make v a raw node printing as text, which it does not own. */
+static void srv__set_raw(cJSON *v, const char *text) {
+  v->valuestring = (char *)text;
+  v->type = (v->type & ~0xff) | SRV__RAW_REF;
+}
+
+/* Each integer in v and below it, made raw (see above). */
+static void srv__ints_raw(cJSON *v, srv__digits_t *d) {
+  for (cJSON *c = v->child; c; c = c->next) srv__ints_raw(c, d);
+  double x = v->valuedouble;
+  if ((v->type & 0xff) != cJSON_Number || !(x > -1e15 && x < 1e15) ||
+      x != (double)(long long)x || (x == 0 && signbit(x)))
     return;
-  char buf[21], *txt = srv__digits((long long)d, buf);
-  size_t n = (size_t)(buf + 21 - txt);
-  char *raw = cJSON_malloc(n);
-  if (!raw) return;
-  memcpy(raw, txt, n);
-  v->valuestring = raw;
-  v->type = cJSON_Raw;
+  const char *text = srv__digits(d, (long long)x);
+  if (text) srv__set_raw(v, text);
 }
 
-/* Adds the count n to doc as `key`, its digits written here (see
- * srv__json_ints_raw); false on OOM. */
-static bool srv__add_count(cJSON *doc, const char *key, size_t n) {
-  char buf[21];
-  return cJSON_AddRawToObject(doc, key, srv__digits((long long)n, buf)) != NULL;
+/* Undo srv__ints_raw: numbers again, as cJSON parsed them. */
+static void srv__ints_restore(cJSON *v) {
+  for (cJSON *c = v->child; c; c = c->next) srv__ints_restore(c);
+  if ((v->type & SRV__RAW_REF) != SRV__RAW_REF) return;
+  v->type = (v->type & ~(0xff | cJSON_IsReference)) | cJSON_Number;
+  v->valuestring = NULL;
 }
 
-/* Print the answer around `tree` (which stays the caller's, its integers
- * made raw at tree_site); NULL on OOM. Every member must make it: a
- * document missing one is no answer. */
-static char *srv__echo_print(cJSON *tree, size_t len, const lab_site_t *site,
-                             const lab_site_t *tree_site) {
+/* Add a member under a constant key holding the count n, or a constant
+ * string (n unused); false on OOM. The node is the only allocation. */
+static bool srv__add(cJSON *doc, const char *key, const char *str, size_t n,
+                     srv__digits_t *d) {
+  const char *text = str ? str : srv__digits(d, (long long)n);
+  cJSON *v = text ? cJSON_CreateStringReference(text) : NULL;
+  if (!v) return false;
+  if (!str) srv__set_raw(v, text);
+  return cJSON_AddItemToObjectCS(doc, key, v);
+}
+
+/* Print the answer around `tree` (which stays the caller's and comes back
+ * as it was); NULL on OOM. Every member must make it: a document missing
+ * one is no answer. */
+static char *srv__echo_print(cJSON *tree, size_t len, const lab_site_t *site) {
   const lab_site_t *doc_site = LAB_SITE("echo.doc");
   const lab_site_t *prev = lab_hook_site(doc_site);
   char *text = NULL;
+  srv__digits_t digits;
+  digits.used = 0;
   cJSON *doc = cJSON_CreateObject();
   /* A constant key allocates nothing, so adding the tree cannot fail
    * half-way and leave it owned by the answer. */
   if (!doc || !cJSON_AddItemToObjectCS(doc, "echo", tree)) goto out_delete_doc;
   bool whole =
-      cJSON_AddStringToObject(doc, "type", srv__json_type(tree)) &&
-      srv__add_count(doc, "members", (size_t)cJSON_GetArraySize(tree)) &&
-      srv__add_count(doc, "nodes", srv__json_nodes(tree)) &&
-      srv__add_count(doc, "bytes", len);
+      srv__add(doc, "type", srv__json_type(tree), 0, &digits) &&
+      srv__add(doc, "members", NULL, (size_t)cJSON_GetArraySize(tree),
+               &digits) &&
+      srv__add(doc, "nodes", NULL, srv__json_nodes(tree), &digits) &&
+      srv__add(doc, "bytes", NULL, len, &digits);
   if (whole) {
-    lab_hook_site(tree_site);
-    srv__json_ints_raw(tree);
+    srv__ints_raw(tree, &digits);
     lab_hook_site(site ? site : LAB_SITE("echo.response"));
-    text = cJSON_PrintUnformatted(doc);
+    /* Printed straight into a buffer of about the answer's size: cJSON
+     * grows it if need be, and hands it over without a final copy. */
+    text = cJSON_PrintBuffered(doc, (int)(len < (1 << 20) ? 2 * len + 128
+                                                          : (1 << 21)), 0);
+    srv__ints_restore(tree);
   }
   lab_hook_site(doc_site);
   cJSON_DetachItemViaPointer(doc, tree); /* the tree is ours to delete */
@@ -124,8 +154,7 @@ int srv_echo_transform(const char *body, size_t len, srv_echo_hit_fn hit,
   if (len) memcpy(work, body, len);
   work[len] = '\0';
 
-  const lab_site_t *tree_site = LAB_SITE("echo.tree");
-  cJSON *tree = srv_parse_json(work, len, tree_site);
+  cJSON *tree = srv_parse_json(work, len, LAB_SITE("echo.tree"));
   if (!tree) {
     /* The mistake: an early return on the error path that skips the free. */
     if (!srv__hit(hit, SRV_FLAG_echo_leak_on_error))
@@ -143,7 +172,7 @@ int srv_echo_transform(const char *body, size_t len, srv_echo_hit_fn hit,
   }
 
   /* The answer: the document, what it is and how big. */
-  char *text = srv__echo_print(tree, len, site, tree_site);
+  char *text = srv__echo_print(tree, len, site);
 
   /* The mistake: forget the tree. */
   if (!srv__hit(hit, SRV_FLAG_echo_leak_tree)) cJSON_Delete(tree);
