@@ -26,8 +26,15 @@ async function waitFor(what, fn, ms = 10000) {
 }
 
 const url = (p) => `http://127.0.0.1:${port}${p}`;
-const stats = async () => (await fetch(url("/api/stats"))).json();
-const healthy = async () => (await fetch(url("/healthz"))).status === 200;
+// GET, retried once on a network error: fetch keeps connections alive, and
+// one it reuses may be one the server is closing that moment for being idle
+// (--timeout 2 below), as HTTP/1.1 allows; browsers retry idempotent
+// requests then too.
+async function get(p) {
+  try { return await fetch(url(p)); } catch { return fetch(url(p)); }
+}
+const stats = async () => (await get("/api/stats")).json();
+const healthy = async () => (await get("/healthz")).status === 200;
 
 // Send raw bytes on one connection; resolve to everything the server sent
 // back once it closes the connection or `ms` passes.
