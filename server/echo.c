@@ -103,7 +103,9 @@ static bool srv__add(cJSON *doc, const char *key, const char *str, size_t n,
   cJSON *v = text ? cJSON_CreateStringReference(text) : NULL;
   if (!v) return false;
   if (!str) srv__set_raw(v, text);
-  return cJSON_AddItemToObjectCS(doc, key, v);
+  if (cJSON_AddItemToObjectCS(doc, key, v)) return true;
+  cJSON_Delete(v); /* a reference: only the node is freed */
+  return false;
 }
 
 /* Print the answer around `tree` (which stays the caller's and comes back
