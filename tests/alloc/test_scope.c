@@ -150,6 +150,40 @@ static void a_block_freed_by_another_thread_leaves_the_scope(void **state) {
   assert_int_equal(events.n, 0);
 }
 
+static void *request_in_thread(void *failed) {
+  lab_scope_t *s = lab_scope_open("short-lived");
+  if (!s) {
+    *(int *)failed = 1;
+    return NULL;
+  }
+  lab_free(lab_malloc_at(16, &buf_site));
+  lab_scope_close(s, 0, NULL);
+  return NULL;
+}
+
+/* Each thread's heap keeps its last closed scope for its next open; a
+ * thread that exits leaves it with its heap, and the next thread adopts
+ * both. So threads that come and go take no new scopes, and scope ids
+ * (65,535 in all) do not run out. */
+static void short_lived_threads_reuse_their_heaps_scopes(void **state) {
+  (void)state;
+  int failed = 0;
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, request_in_thread, &failed), 0);
+  pthread_join(t, NULL);
+  lab_stats_t before, after;
+  lab_stats(&before);
+  for (int i = 0; i < 2000 && !failed; i++) {
+    assert_int_equal(pthread_create(&t, NULL, request_in_thread, &failed), 0);
+    pthread_join(t, NULL);
+  }
+  lab_stats(&after);
+  assert_int_equal(failed, 0);
+  assert_int_equal(after.heaps, before.heaps);
+  assert_int_equal(after.overhead_bytes, before.overhead_bytes);
+  assert_int_equal(events.n, 0);
+}
+
 static void allocations_outside_any_scope_are_not_tagged(void **state) {
   (void)state;
   lab_scope_t *s = lab_scope_open("outer");
@@ -177,6 +211,7 @@ int main(void) {
       cmocka_unit_test_setup(a_scope_holds_more_blocks_than_fit_inline, setup),
       cmocka_unit_test_setup(a_block_freed_by_another_thread_leaves_the_scope, setup),
       cmocka_unit_test_setup(allocations_outside_any_scope_are_not_tagged, setup),
+      cmocka_unit_test_setup(short_lived_threads_reuse_their_heaps_scopes, setup),
   };
   return cmocka_run_group_tests_name("scope", tests, NULL, NULL);
 }
