@@ -343,7 +343,7 @@ void srv_api_events(srv_req_t *rq) {
       !srv_http_query_u64(rq, "limit", 1, SRV_EVENTS_MAX, &limit))
     return;
   uint64_t last = srv_events_last();
-  uint64_t first = srv_events_first();
+  uint64_t first = srv_events_first(last);
   uint64_t start = since + 1 > first ? since + 1 : first;
   srv_json_t j;
   srv_http_json_init(rq, &j);

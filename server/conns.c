@@ -30,7 +30,8 @@ struct srv_conn {
   srv_conn_t *prev, *next;    /* the registry (under srv__lock) */
   int fd;
   _Atomic int phase;
-  _Atomic uint64_t answered;  /* responses completed on it */
+  _Atomic uint64_t answered;  /* responses completed on it; written only
+                                 by the connection's own MHD thread */
   /* The reaper's own view, under srv__lock. */
   uint64_t seen;              /* `answered` when rx_base was taken */
   uint64_t rx_base;           /* bytes received by then */
@@ -178,7 +179,11 @@ void srv_conns_answering(srv_conn_t *c) {
 
 void srv_conns_waiting(srv_conn_t *c) {
   if (!c) return;
-  atomic_fetch_add(&c->answered, 1);
+  /* One writer: a plain store, no locked add, on every request. */
+  atomic_store_explicit(
+      &c->answered,
+      atomic_load_explicit(&c->answered, memory_order_relaxed) + 1,
+      memory_order_relaxed);
   int want = SRV__ANSWERING;
   atomic_compare_exchange_strong(&c->phase, &want, SRV__WAITING);
 }

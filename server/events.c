@@ -108,8 +108,7 @@ bool srv_events_get(uint64_t seq, srv_event_t *out) {
   return srv_shm_slot_read(&slot->seq, slot->w, out, sizeof *out, seq);
 }
 
-uint64_t srv_events_first(void) {
-  uint64_t last = srv_events_last();
+uint64_t srv_events_first(uint64_t last) {
   return last > SRV_EVENTS_MAX ? last - SRV_EVENTS_MAX + 1 : 1;
 }
 

@@ -21,8 +21,9 @@ uint64_t srv_events_last(void);
 /* Copy event `seq` into *out; false if it was overwritten, is being
  * written or does not exist yet. */
 bool srv_events_get(uint64_t seq, srv_event_t *out);
-/* The oldest sequence number the main ring may still hold. */
-uint64_t srv_events_first(void);
+/* The oldest sequence number the main ring may still hold when `last`
+ * (srv_events_last) is the newest. */
+uint64_t srv_events_first(uint64_t last);
 /* Called with each event of a walk. */
 typedef void (*srv_events_fn)(const srv_event_t *ev, void *ctx);
 /* Call fn, oldest first, for at most max lifecycle events (every type but

@@ -87,11 +87,13 @@ static uint64_t srv__rand(void) {
 
 uint64_t srv_flags_random(void) { return srv__rand(); }
 
+double srv_flags_uniform(void) { return (double)(srv__rand() >> 11) * 0x1p-53; }
+
 bool srv_flags_hit(srv_flag_t f) {
   double rate = srv_flags_get(f);
   if (rate <= 0) return false;
   if (rate >= 1) return true;
-  return (double)(srv__rand() >> 11) * 0x1p-53 < rate;
+  return srv_flags_uniform() < rate;
 }
 
 int srv_flags_find(const char *name) {

@@ -114,6 +114,8 @@ uint64_t srv_flags_u64(srv_flag_t f);
 bool srv_flags_hit(srv_flag_t f);
 /* The next number from the calling thread's generator. */
 uint64_t srv_flags_random(void);
+/* A number in [0, 1) from the same generator. */
+double srv_flags_uniform(void);
 
 /* The flag named `name`, or SRV_ENOENT. */
 int srv_flags_find(const char *name);

@@ -133,17 +133,15 @@ static const char *srv__allow(srv_route_t r, char *buf, size_t cap) {
 }
 
 /* Where heap live bytes stand against guard.budget_bytes: 0 below 95 %
- * (or the guard off), 1 from 95 %, 2 over 100 %. One heap snapshot, read
- * once per request when its headers are in. */
+ * (or the guard off), 1 from 95 %, 2 over 100 %. Read once per request
+ * when its headers are in. */
 static unsigned srv__budget_level(uint64_t *live, uint64_t *budget) {
   uint64_t b = srv_flags_u64(SRV_FLAG_guard_budget_bytes);
   *budget = b;
   if (!b) return 0;
-  lab_stats_t st;
-  lab_stats(&st);
-  *live = st.live_bytes;
+  *live = lab_live_bytes();
   /* Compared in double: no overflow for any budget. */
-  double l = (double)st.live_bytes * 100.0;
+  double l = (double)*live * 100.0;
   return l > (double)b * 100 ? 2 : l > (double)b * 95 ? 1 : 0;
 }
 
@@ -567,15 +565,8 @@ int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
   return SRV_OK;
 }
 
-void srv_http_stop(void) {
-  if (!srv__daemon) return;
-  MHD_stop_daemon(srv__daemon);
-  srv__daemon = NULL;
-  srv_conns_stop();
-}
-
 void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
-  srv_http_drain_t d = {0, 0, 0, false};
+  srv_http_drain_t d = {0, 0, false};
   if (!srv__daemon) {
     if (out) *out = d;
     return;
@@ -607,7 +598,6 @@ void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
   }
   d.ms = (srv_proc_mono_ns() - t0) / 1000000u;
   d.requests = atomic_load(&srv__started) - begun;
-  d.left_open = srv_conns_count();
   MHD_stop_daemon(srv__daemon);
   srv__daemon = NULL;
   srv_conns_stop();

@@ -57,14 +57,10 @@ int srv_http_listen(const char *addr, unsigned port, int *fd,
                     unsigned *actual);
 /* Start the daemon on a listening socket; SRV_EIO on failure. */
 int srv_http_start(const srv_http_config_t *cfg, int listen_fd);
-/* Stop the daemon (closes every connection and the socket). */
-void srv_http_stop(void);
-
 /* What a drain did. */
 typedef struct srv_http_drain {
   uint64_t ms;              /* how long it took */
   uint64_t requests;        /* requests begun while draining */
-  uint64_t left_open;       /* connections closed by the stop */
   bool timed_out;           /* max_ms ran out */
 } srv_http_drain_t;
 

@@ -60,6 +60,10 @@ _Atomic uint64_t *srv_shm_worker_requests(uint64_t generation) {
   return &srv_shm->worker_requests[generation % SRV_WORKER_SLOTS];
 }
 
+_Atomic uint64_t *srv_shm_worker_limit(uint64_t generation) {
+  return &srv_shm->worker_limit[generation % SRV_WORKER_SLOTS];
+}
+
 void srv_shm_slot_write(_Atomic uint64_t *seq, _Atomic uint64_t *w,
                         const void *src, size_t n, uint64_t tag) {
   /* A seqlock with atomic data words and no fences (TSan knows no

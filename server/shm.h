@@ -162,7 +162,6 @@ typedef struct srv_shm {
   _Atomic uint64_t generation;        /* serving worker's generation, 1 for
                                          the first */
   _Atomic uint64_t worker_pid;        /* the serving worker (0: none) */
-  _Atomic uint64_t worker_started_ms; /* when it started, unix ms */
   _Atomic uint64_t worker_requests[SRV_WORKER_SLOTS]; /* requests answered
                                          by the worker of generation g, at
                                          [g % SRV_WORKER_SLOTS] */
@@ -219,6 +218,9 @@ void srv_shm_lock(void);
 void srv_shm_unlock(void);
 /* This worker's requests counter in the region. */
 _Atomic uint64_t *srv_shm_worker_requests(uint64_t generation);
+/* The request count at which the worker of that generation is replaced
+ * (0: never), in the region. */
+_Atomic uint64_t *srv_shm_worker_limit(uint64_t generation);
 
 /* Write record `tag` (>= 1) of n bytes into a sequenced slot. */
 void srv_shm_slot_write(_Atomic uint64_t *seq, _Atomic uint64_t *w,

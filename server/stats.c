@@ -33,7 +33,7 @@ void srv_stats_request_done(srv_route_t route, unsigned status,
                                          memory_order_relaxed) + 1;
   /* guard.recycle_requests: tell the supervisor the moment the count is
    * reached rather than wait for its next look. */
-  if (n == atomic_load_explicit(&srv_shm->worker_limit[g % SRV_WORKER_SLOTS],
+  if (n == atomic_load_explicit(srv_shm_worker_limit(g),
                                 memory_order_relaxed))
     kill((pid_t)srv_shm->supervisor_pid, SIGUSR1);
   SRV_COUNT(requests, 1);

@@ -56,7 +56,8 @@ typedef struct srv__sup {
   const srv_cfg_t *cfg;
   int listen_fd;
   unsigned port;
-  int sfd;                  /* signalfd: SIGINT, SIGTERM, SIGCHLD */
+  int sfd;                  /* signalfd: SIGINT, SIGTERM, SIGHUP, SIGUSR1,
+                               SIGCHLD */
   srv__worker_t w[SRV__MAX_WORKERS];
   uint64_t last_gen;        /* generation of the newest worker */
   uint64_t backoff_ms;      /* delay before the next restart */
@@ -81,11 +82,6 @@ static int srv__alive(const srv__sup_t *s) {
   int n = 0;
   for (int i = 0; i < SRV__MAX_WORKERS; i++) n += s->w[i].state != SRV__FREE;
   return n;
-}
-
-/* A number in [0, 1). */
-static double srv__uniform(void) {
-  return (double)(srv_flags_random() >> 11) * 0x1p-53;
 }
 
 static void srv__status_text(int st, char *buf, size_t cap) {
@@ -123,7 +119,7 @@ static srv__worker_t *srv__spawn(srv__sup_t *s, const char *why) {
   }
   uint64_t gen = s->last_gen + 1;
   atomic_store(srv_shm_worker_requests(gen), 0);
-  atomic_store(&srv_shm->worker_limit[gen % SRV_WORKER_SLOTS], 0);
+  atomic_store(srv_shm_worker_limit(gen), 0);
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
@@ -144,8 +140,8 @@ static srv__worker_t *srv__spawn(srv__sup_t *s, const char *why) {
   /* Jitter, so a fleet under the same load does not recycle in lockstep:
    * the request limit moves by up to 10 % either way, the RSS limit only
    * down (it is a ceiling). */
-  w->req_jitter = 0.9 + 0.2 * srv__uniform();
-  w->rss_jitter = 0.9 + 0.1 * srv__uniform();
+  w->req_jitter = 0.9 + 0.2 * srv_flags_uniform();
+  w->rss_jitter = 0.9 + 0.1 * srv_flags_uniform();
   snprintf(w->why, sizeof w->why, "%s", why ? why : "");
   return w;
 }
@@ -182,11 +178,9 @@ static void srv__promote(srv__sup_t *s, srv__worker_t *w) {
   w->state = SRV__SERVING;
   w->t_ready = now;
   s->handover_ms = 0.7 * s->handover_ms + 0.3 * (double)(now - w->t_fork);
-  atomic_store(&srv_shm->worker_started_ms, srv_proc_now_ms());
   atomic_store(&srv_shm->generation, w->generation);
   atomic_store(&srv_shm->worker_pid, (uint64_t)w->pid);
-  atomic_store(&srv_shm->worker_limit[w->generation % SRV_WORKER_SLOTS],
-               srv__request_limit(w));
+  atomic_store(srv_shm_worker_limit(w->generation), srv__request_limit(w));
   if (old) {
     srv__stop_worker(old, now);
     SRV_COUNT(recycles, 1);
@@ -342,7 +336,7 @@ static bool srv__due(srv__sup_t *s, srv__worker_t *w, char *why, size_t cap) {
   uint64_t limit = srv__request_limit(w);
   /* The worker signals when it reaches the limit; a limit lowered below
    * its count is seen here. */
-  atomic_store(&srv_shm->worker_limit[w->generation % SRV_WORKER_SLOTS], limit);
+  atomic_store(srv_shm_worker_limit(w->generation), limit);
   if (limit) {
     uint64_t n = atomic_load(srv_shm_worker_requests(w->generation));
     if (n >= limit) {

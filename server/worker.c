@@ -59,7 +59,6 @@ int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
     /* No supervisor: this process is the serving worker from the start. */
     atomic_store(&srv_shm->generation, opts->generation);
     atomic_store(&srv_shm->worker_pid, (uint64_t)getpid());
-    atomic_store(&srv_shm->worker_started_ms, srv_shm_self.started_ms);
   }
 
   if (srv_hist_start()) {
@@ -100,8 +99,7 @@ int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
   } else {
     /* Tell the supervisor this worker serves: it then stops the old one. */
     char one = 1;
-    ssize_t n;
-    while ((n = write(opts->ready_fd, &one, 1)) < 0 && errno == EINTR) {
+    while (write(opts->ready_fd, &one, 1) < 0 && errno == EINTR) {
     }
     close(opts->ready_fd);
   }

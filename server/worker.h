@@ -5,7 +5,6 @@
 #ifndef SRV_WORKER_H
 #define SRV_WORKER_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "cli.h"

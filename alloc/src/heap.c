@@ -244,7 +244,7 @@ static inline void lab__count_free(lab__heap_t *h, uint16_t sid, size_t n) {
   LAB__BUMP(h->sites[sid].free_bytes, n);
 }
 
-static uint64_t lab__live_now(void) {
+uint64_t lab_live_bytes(void) {
   uint64_t a = 0, f = 0;
   for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
     a += LAB__READ(h->ctr.alloc_bytes);
@@ -259,7 +259,7 @@ static void lab__peak_raise(uint64_t v) {
   }
 }
 
-void lab__peak_note(void) { lab__peak_raise(lab__live_now()); }
+void lab__peak_note(void) { lab__peak_raise(lab_live_bytes()); }
 
 void lab_stats(lab_stats_t *out) {
   memset(out, 0, sizeof *out);

@@ -227,6 +227,8 @@ typedef struct lab_stats {
 
 /* Heap-wide snapshot; cost depends on threads and sites, not on blocks. */
 void lab_stats(lab_stats_t *out);
+/* Its live_bytes alone: a sum over the thread heaps, for frequent checks. */
+uint64_t lab_live_bytes(void);
 
 /* Per call site: X(name, kind, metric, help), as LAB_STAT_FIELDS. */
 #define LAB_SITE_STAT_FIELDS(X)                                              \
