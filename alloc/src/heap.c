@@ -85,15 +85,6 @@ long lab__fill_check(const void *p, size_t n, unsigned char fill) {
   return -1;
 }
 
-long lab__guard_check(const void *user, size_t n) {
-  uint64_t got, want;
-  memcpy(&got, (const char *)user + n, sizeof got);
-  memset(&want, LAB__GUARD_BYTE, sizeof want);
-  if (LAB__LIKELY(got == want)) return -1;
-  return lab__fill_check((const char *)user + n, LAB__GUARD_SIZE,
-                         LAB__GUARD_BYTE);
-}
-
 /* ---- life cycle ---- */
 
 static void lab__heap_abandon(void *arg) {
@@ -228,29 +219,27 @@ void lab__report(lab_fault_t kind, uint16_t alloc_site, uint16_t free_site,
 /* ---- accounting ---- */
 
 static inline void lab__count_alloc(lab__heap_t *h, uint16_t sid, size_t n) {
-  LAB__BUMP(h->ctr.allocs, 1);
-  LAB__BUMP(h->ctr.alloc_bytes, n);
-  LAB__BUMP(h->sites[sid].allocs, 1);
-  LAB__BUMP(h->sites[sid].alloc_bytes, n);
-  uint64_t net = LAB__READ(h->ctr.alloc_bytes) - LAB__READ(h->ctr.free_bytes);
+  lab__site_ctr_t *c = &h->sites[sid];
+  LAB__BUMP(c->allocs, 1);
+  LAB__BUMP(c->alloc_bytes, n);
+  uint64_t net = LAB__READ(h->ctr.net) + n;
+  atomic_store_explicit(&h->ctr.net, net, memory_order_relaxed);
   if ((int64_t)net > (int64_t)LAB__READ(h->ctr.peak_net))
     atomic_store_explicit(&h->ctr.peak_net, net, memory_order_relaxed);
 }
 
 static inline void lab__count_free(lab__heap_t *h, uint16_t sid, size_t n) {
-  LAB__BUMP(h->ctr.frees, 1);
-  LAB__BUMP(h->ctr.free_bytes, n);
-  LAB__BUMP(h->sites[sid].frees, 1);
-  LAB__BUMP(h->sites[sid].free_bytes, n);
+  lab__site_ctr_t *c = &h->sites[sid];
+  LAB__BUMP(c->frees, 1);
+  LAB__BUMP(c->free_bytes, n);
+  LAB__BUMP(h->ctr.net, -(uint64_t)n);
 }
 
 uint64_t lab_live_bytes(void) {
-  uint64_t a = 0, f = 0;
-  for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
-    a += LAB__READ(h->ctr.alloc_bytes);
-    f += LAB__READ(h->ctr.free_bytes);
-  }
-  return a > f ? a - f : 0;
+  int64_t live = 0;
+  for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all)
+    live += (int64_t)LAB__READ(h->ctr.net);
+  return live > 0 ? (uint64_t)live : 0;
 }
 
 static void lab__peak_raise(uint64_t v) {
@@ -263,12 +252,15 @@ void lab__peak_note(void) { lab__peak_raise(lab_live_bytes()); }
 
 void lab_stats(lab_stats_t *out) {
   memset(out, 0, sizeof *out);
-  uint64_t ab = 0, fb = 0, peak = 0;
+  uint64_t peak = 0;
+  int64_t live = 0;
+  uint32_t nsites = lab__site_limit();
   for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
-    out->total_allocs += LAB__READ(h->ctr.allocs);
-    out->total_frees += LAB__READ(h->ctr.frees);
-    ab += LAB__READ(h->ctr.alloc_bytes);
-    fb += LAB__READ(h->ctr.free_bytes);
+    for (uint32_t id = 0; id < nsites; id++) {
+      out->total_allocs += LAB__READ(h->sites[id].allocs);
+      out->total_frees += LAB__READ(h->sites[id].frees);
+    }
+    live += (int64_t)LAB__READ(h->ctr.net);
     out->reclaimed_bytes += LAB__READ(h->ctr.reclaimed_bytes);
     out->reclaimed_blocks += LAB__READ(h->ctr.reclaimed_blocks);
     out->quarantine_bytes += LAB__READ(h->ctr.quarantine_bytes);
@@ -279,7 +271,7 @@ void lab_stats(lab_stats_t *out) {
   }
   for (int k = 0; k < LAB_FAULT_COUNT; k++)
     out->errors[k] += atomic_load(&lab__orphan_errors[k]);
-  out->live_bytes = ab > fb ? ab - fb : 0;
+  out->live_bytes = live > 0 ? (uint64_t)live : 0;
   out->live_blocks = out->total_allocs > out->total_frees
                          ? out->total_allocs - out->total_frees
                          : 0;

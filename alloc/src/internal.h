@@ -50,14 +50,41 @@ static inline void *lab__user_of(lab__hdr_t *h) {
   return (char *)h + LAB__HDR_SIZE;
 }
 
+/* Offset of the first byte in p[0..n) that is not `fill`, or -1. */
+long lab__fill_check(const void *p, size_t n, unsigned char fill);
+/* A byte repeated in every byte of a word. */
+#define LAB__WORD_OF(byte) (0x0101010101010101ull * (uint8_t)(byte))
+
 /* Write the rear guard after n user bytes. */
 static inline void lab__guard_set(void *user, size_t n) {
   memset((char *)user + n, LAB__GUARD_BYTE, LAB__GUARD_SIZE);
 }
 /* Offset of the first damaged guard byte past the block, or -1. */
-long lab__guard_check(const void *user, size_t n);
-/* Offset of the first byte in p[0..n) that is not `fill`, or -1. */
-long lab__fill_check(const void *p, size_t n, unsigned char fill);
+static inline long lab__guard_check(const void *user, size_t n) {
+  uint64_t got;
+  memcpy(&got, (const char *)user + n, sizeof got);
+  if (LAB__LIKELY(got == LAB__WORD_OF(LAB__GUARD_BYTE))) return -1;
+  return lab__fill_check((const char *)user + n, LAB__GUARD_SIZE,
+                         LAB__GUARD_BYTE);
+}
+
+/* Short checks (bounded fills) are done inline, a word at a time. */
+#define LAB__FILL_SHORT 64
+
+/* lab__fill_check, with short ranges that hold the pattern decided inline. */
+static inline long lab__fill_find(const void *p, size_t n, unsigned char fill) {
+  if (n >= 8 && n <= LAB__FILL_SHORT) {
+    uint64_t w = LAB__WORD_OF(fill), acc = 0, x;
+    const char *b = p;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      memcpy(&x, b + i, sizeof x);
+      acc |= x ^ w;
+    }
+    memcpy(&x, b + n - 8, sizeof x);
+    if (LAB__LIKELY(!(acc | (x ^ w)))) return -1;
+  }
+  return lab__fill_check(p, n, fill);
+}
 
 /* Relaxed single-writer counter bump: plain loads and stores, race-free. */
 #define LAB__BUMP(ctr, by)                                                   \
@@ -95,8 +122,14 @@ typedef struct lab__site_ctr {
   _Atomic uint64_t errors[LAB_FAULT_COUNT]; /* faults charged to the site */
 } lab__site_ctr_t;
 
-/* Id of a site, registering it on first use; 0 if the table is full. */
-uint16_t lab__site_id(const lab_site_t *site);
+/* Register a site that has no id yet; its id, or 0 if the table is full. */
+uint16_t lab__site_id_new(const lab_site_t *site);
+/* Id of a site, registering it on first use; 0 for NULL or a full table. */
+static inline uint16_t lab__site_id(const lab_site_t *site) {
+  if (LAB__UNLIKELY(!site)) return 0;
+  uint32_t id = __atomic_load_n(&site->id, __ATOMIC_ACQUIRE);
+  return LAB__LIKELY(id) ? (uint16_t)id : lab__site_id_new(site);
+}
 /* The site with this id, or NULL. */
 const lab_site_t *lab__site_at(uint16_t id);
 /* Number of registered sites plus one (ids run 1..n-1). */
@@ -106,12 +139,17 @@ uint32_t lab__site_limit(void);
 
 #define LAB__NCLS 47 /* size classes of the lab backend */
 
-/* Counters each thread heap keeps; single writer, summed over heaps. */
+/* Counters each thread heap keeps; single writer, summed over heaps.
+ * Counts of allocations and frees are kept per site only (lab__site_ctr_t)
+ * and summed by lab_stats, so each operation bumps as few words as it
+ * can. */
 typedef struct lab__heap_ctr {
-  _Atomic uint64_t allocs, frees, alloc_bytes, free_bytes;
+  _Atomic uint64_t net;       /* bytes allocated minus bytes freed here
+                                 (two's complement: a heap that frees
+                                 other threads' blocks goes below 0) */
+  _Atomic uint64_t peak_net;  /* highest net seen */
   _Atomic uint64_t reclaimed_bytes, reclaimed_blocks;
   _Atomic uint64_t quarantine_bytes;
-  _Atomic uint64_t peak_net;  /* highest alloc_bytes - free_bytes seen */
   _Atomic uint64_t errors[LAB_FAULT_COUNT];
 } lab__heap_ctr_t;
 

@@ -238,13 +238,9 @@ static inline lab__hdr_t *lab__page_take(lab__page_t *pg, bool *fresh) {
   return NULL;
 }
 
-/* Owner thread: a freed, checked slot goes back on its page's list. */
-static void lab__page_put(lab__heap_t *h, lab__page_t *pg, lab__hdr_t *b) {
-  if (lab__vg) VALGRIND_MAKE_MEM_UNDEFINED(lab__user_of(b), sizeof(void *));
-  *(lab__hdr_t **)lab__user_of(b) = pg->free;
-  pg->free = b;
-  pg->used--;
-  if (pg == h->cur[pg->cls]) return;
+/* A page that just lost a block and is neither current nor on the avail
+ * list: it goes on that list, or among the spares once empty. */
+static void lab__page_settle(lab__heap_t *h, lab__page_t *pg) {
   if (pg->used == 0) {
     /* Keep up to LAB__SPARE_BYTES of empty pages per class for reuse, so a
      * class that breathes does not fault pages in and out; give back the
@@ -259,9 +255,20 @@ static void lab__page_put(lab__heap_t *h, lab__page_t *pg, lab__hdr_t *b) {
     pg->next = h->spare[pg->cls];
     h->spare[pg->cls] = pg;
     h->nspare[pg->cls]++;
-  } else if (!pg->in_avail) {
+  } else {
     lab__avail_push(h, pg);
   }
+}
+
+/* Owner thread: a freed, checked slot goes back on its page's list. */
+static inline void lab__page_put(lab__heap_t *h, lab__page_t *pg,
+                                 lab__hdr_t *b) {
+  if (lab__vg) VALGRIND_MAKE_MEM_UNDEFINED(lab__user_of(b), sizeof(void *));
+  *(lab__hdr_t **)lab__user_of(b) = pg->free;
+  pg->free = b;
+  pg->used--;
+  if (pg == h->cur[pg->cls] || (pg->in_avail && pg->used)) return;
+  lab__page_settle(h, pg);
 }
 
 static inline lab__page_t *lab__page_of(const void *b) {
@@ -375,7 +382,7 @@ lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero) {
     memset(u, 0, n);
   } else if (LAB__LIKELY(n >= 8 && lab__fill_max >= 8)) {
     /* Prefilled when it left quarantine; only the list link is stale. */
-    uint64_t pat = 0x0101010101010101ull * LAB_FILL_ALLOC;
+    uint64_t pat = LAB__WORD_OF(LAB_FILL_ALLOC);
     memcpy(u, &pat, sizeof pat);
   } else {
     size_t k = n < 8 ? n : 8;
@@ -400,18 +407,23 @@ static long lab__canary_damage(const lab__hdr_t *b) {
   return -1;
 }
 
-/* Judge a header that should be live; NULL after reporting if not. */
-static lab__hdr_t *lab__judge(lab__hdr_t *b, const void *p,
-                              const lab_site_t *site, bool quiet) {
+/* Report a header that should be live and is not. */
+static void lab__misjudged(lab__hdr_t *b, const void *p,
+                           const lab_site_t *site) {
   uint32_t c = b->canary;
-  if (LAB__LIKELY(c == LAB__CANARY_LIVE)) return b;
-  if (quiet) return NULL;
   if (c == LAB__CANARY_QUAR || c == LAB__CANARY_FREE)
     lab__report(LAB_FAULT_double_free, b->site, (uint16_t)b->slot,
                 lab__seg_size(b), p, site, 0);
   else
     lab__report(LAB_FAULT_overflow, b->site, 0, 0, p, site,
                 lab__canary_damage(b));
+}
+
+/* Judge a header that should be live; NULL after reporting if not. */
+static inline lab__hdr_t *lab__judge(lab__hdr_t *b, const void *p,
+                                     const lab_site_t *site, bool quiet) {
+  if (LAB__LIKELY(b->canary == LAB__CANARY_LIVE)) return b;
+  if (!quiet) lab__misjudged(b, p, site);
   return NULL;
 }
 
@@ -473,8 +485,8 @@ static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
   lab__page_t *pg = lab__page_of(b);
   size_t room = pg->slot - LAB__BLOCK_OVERHEAD;
   if (lab__vg) VALGRIND_MAKE_MEM_DEFINED(u, room);
-  long bad = lab__fill_check(u, n < lab__fill_max ? n : lab__fill_max,
-                             LAB_FILL_FREE);
+  long bad = lab__fill_find(u, n < lab__fill_max ? n : lab__fill_max,
+                            LAB_FILL_FREE);
   if (LAB__UNLIKELY(bad >= 0))
     lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
                 &lab__evict_site, bad);

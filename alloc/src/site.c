@@ -5,10 +5,7 @@ static pthread_mutex_t lab__site_lock = PTHREAD_MUTEX_INITIALIZER;
 static const lab_site_t *lab__sites[LAB__MAX_SITES];
 static _Atomic uint32_t lab__nsites = 1; /* id 0 means "unknown" */
 
-uint16_t lab__site_id(const lab_site_t *site) {
-  if (!site) return 0;
-  uint32_t id = __atomic_load_n(&site->id, __ATOMIC_ACQUIRE);
-  if (LAB__LIKELY(id)) return (uint16_t)id;
+uint16_t lab__site_id_new(const lab_site_t *site) {
   int r = lab_site_register((lab_site_t *)site);
   return r > 0 ? (uint16_t)r : 0;
 }
