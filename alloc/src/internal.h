@@ -68,22 +68,61 @@ static inline long lab__guard_check(const void *user, size_t n) {
                          LAB__GUARD_BYTE);
 }
 
-/* Short checks (bounded fills) are done inline, a word at a time. */
+/* Bounded fills (lab_config_t.fill_limit) of 16 to LAB__FILL_SHORT bytes
+ * are written and checked inline, in overlapping 16-byte vectors. */
 #define LAB__FILL_SHORT 64
+typedef uint8_t lab__v16_t __attribute__((vector_size(16)));
 
-/* lab__fill_check, with short ranges that hold the pattern decided inline. */
-static inline long lab__fill_find(const void *p, size_t n, unsigned char fill) {
-  if (n >= 8 && n <= LAB__FILL_SHORT) {
-    uint64_t w = LAB__WORD_OF(fill), acc = 0, x;
-    const char *b = p;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-      memcpy(&x, b + i, sizeof x);
-      acc |= x ^ w;
-    }
-    memcpy(&x, b + n - 8, sizeof x);
-    if (LAB__LIKELY(!(acc | (x ^ w)))) return -1;
+static inline lab__v16_t lab__v16_load(const void *p) {
+  lab__v16_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void lab__v16_store(void *p, lab__v16_t v) {
+  memcpy(p, &v, sizeof v);
+}
+
+/* memset(p, fill, n). */
+static inline void lab__fill(void *p, size_t n, unsigned char fill) {
+  if (n < 16 || n > LAB__FILL_SHORT) {
+    memset(p, fill, n);
+    return;
   }
-  return lab__fill_check(p, n, fill);
+  lab__v16_t v = (lab__v16_t){0} + fill;
+  char *b = p;
+  lab__v16_store(b, v);
+  lab__v16_store(b + n - 16, v);
+  if (n > 32) {
+    lab__v16_store(b + 16, v);
+    lab__v16_store(b + n - 32, v);
+  }
+}
+
+/* If p[0..n) all holds `was`, fill it with `now` and return -1; otherwise
+ * leave it as it is and return the offset of the first other byte. */
+static inline long lab__fill_swap(void *p, size_t n, unsigned char was,
+                                  unsigned char now) {
+  if (n >= 16 && n <= LAB__FILL_SHORT) {
+    char *b = p;
+    lab__v16_t w = (lab__v16_t){0} + was;
+    lab__v16_t x0 = lab__v16_load(b), x1 = lab__v16_load(b + n - 16);
+    lab__v16_t x2 = w, x3 = w;
+    if (n > 32) {
+      x2 = lab__v16_load(b + 16);
+      x3 = lab__v16_load(b + n - 32);
+    }
+    lab__v16_t d = (x0 ^ w) | (x1 ^ w) | (x2 ^ w) | (x3 ^ w);
+    uint64_t lo, hi;
+    memcpy(&lo, &d, sizeof lo);
+    memcpy(&hi, (char *)&d + sizeof lo, sizeof hi);
+    if (LAB__LIKELY(!(lo | hi))) {
+      lab__fill(p, n, now);
+      return -1;
+    }
+  }
+  long bad = lab__fill_check(p, n, was);
+  if (bad < 0) memset(p, now, n);
+  return bad;
 }
 
 /* Relaxed single-writer counter bump: plain loads and stores, race-free. */

@@ -377,7 +377,7 @@ lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero) {
     size_t room = n > LAB__SMALL_MAX ? n : lab__cls_slot[cls] - LAB__BLOCK_OVERHEAD;
     size_t end = room < lab__fill_max ? room : lab__fill_max;
     size_t from = zero ? n : 0; /* calloc: the mapping is zero already */
-    if (end > from) memset((char *)u + from, LAB_FILL_ALLOC, end - from);
+    if (end > from) lab__fill((char *)u + from, end - from, LAB_FILL_ALLOC);
   } else if (zero) {
     memset(u, 0, n);
   } else if (LAB__LIKELY(n >= 8 && lab__fill_max >= 8)) {
@@ -485,17 +485,22 @@ static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
   lab__page_t *pg = lab__page_of(b);
   size_t room = pg->slot - LAB__BLOCK_OVERHEAD;
   if (lab__vg) VALGRIND_MAKE_MEM_DEFINED(u, room);
-  long bad = lab__fill_find(u, n < lab__fill_max ? n : lab__fill_max,
-                            LAB_FILL_FREE);
-  if (LAB__UNLIKELY(bad >= 0))
+  /* Check the poison and prefill for the next user while the lines are
+   * hot. Only the block and its guard can differ from the pattern: the
+   * rest of the room was filled when the slot was fresh and nobody wrote
+   * there since (a write that far past the end is an overflow the guard
+   * did not see). */
+  size_t checked = n < lab__fill_max ? n : lab__fill_max;
+  size_t dirty = n + LAB__GUARD_SIZE < room ? n + LAB__GUARD_SIZE : room;
+  if (dirty > lab__fill_max) dirty = lab__fill_max;
+  long bad = lab__fill_swap(u, checked, LAB_FILL_FREE, LAB_FILL_ALLOC);
+  if (LAB__UNLIKELY(bad >= 0)) {
     lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
                 &lab__evict_site, bad);
-  /* Prefill for the next user while the lines are hot. Only the block
-   * and its guard can differ from the pattern: the rest of the room was
-   * filled when the slot was fresh and nobody wrote there since (a write
-   * that far past the end is an overflow the guard did not see). */
-  size_t dirty = n + LAB__GUARD_SIZE < room ? n + LAB__GUARD_SIZE : room;
-  memset(u, LAB_FILL_ALLOC, dirty < lab__fill_max ? dirty : lab__fill_max);
+    memset(u, LAB_FILL_ALLOC, checked);
+  }
+  if (dirty > checked) /* the guard, or part of it */
+    memset((char *)u + checked, LAB_FILL_ALLOC, dirty - checked);
   b->canary = LAB__CANARY_FREE;
   lab__heap_t *o = pg->owner;
   if (o == h) {
@@ -531,7 +536,7 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
                                      LAB__LARGE_HDR));
     return;
   }
-  memset(u, LAB_FILL_FREE, size < lab__fill_max ? size : lab__fill_max);
+  lab__fill(u, size < lab__fill_max ? size : lab__fill_max, LAB_FILL_FREE);
   b->canary = LAB__CANARY_QUAR;
   if (lab__vg) VALGRIND_FREELIKE_BLOCK(u, 0);
   while (h->qn && (h->qn == h->qcap || h->qbytes + size > h->qmax))
