@@ -46,7 +46,9 @@ int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
   srv_shm_self.generation = opts->generation;
   srv_shm_self.started_ms = srv_proc_now_ms();
 
-  lab_config_t lc = {.backend = cfg->heap};
+  /* Whole blocks: the fault endpoints show the patterns in every byte
+   * (report.uninit dumps rows well past the first 48). */
+  lab_config_t lc = {.backend = cfg->heap, .fill_limit = LAB_FILL_WHOLE};
   int err = lab_init(&lc);
   if (err) {
     fprintf(stderr, "leaklab: heap would not start: %s\n", lab_strerror(err));

@@ -307,7 +307,7 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: %s [--threads N] [--ops N] [--name NAME]"
 #ifdef BENCH_LAB
-          " [--backend lab|libc] [--fill-limit N] [--snapshot]"
+          " [--backend lab|libc] [--fill-limit N|whole] [--snapshot]"
 #endif
           "\n"
           "  --threads N  worker threads (1..%d, default 1)\n"
@@ -316,7 +316,7 @@ static void usage(FILE *out) {
 #ifdef BENCH_LAB
           "  --backend B  lab heap backend: lab (default) or libc\n"
           "  --fill-limit N  bytes per block filled, poisoned and checked\n"
-          "               (default 0: the whole block)\n"
+          "               (default 0: the heap's default, %d; whole: every byte)\n"
           "  --snapshot   time lab_stats()+lab_site_stats() with %d live "
           "blocks\n"
 #endif
@@ -324,7 +324,7 @@ static void usage(FILE *out) {
           "bench", MAX_THREADS, DEFAULT_OPS, BENCH_DEFAULT_NAME
 #ifdef BENCH_LAB
           ,
-          SNAP_BLOCKS
+          LAB_FILL_DEFAULT, SNAP_BLOCKS
 #endif
   );
 }
@@ -391,7 +391,9 @@ int main(int argc, char **argv) {
         die_usage("unknown backend '%s' (lab or libc)", v);
       i++;
     } else if (strcmp(a, "--fill-limit") == 0) {
-      cfg.fill_limit = (size_t)parse_count(a, v, 0, (uint64_t)1 << 40);
+      cfg.fill_limit = v && strcmp(v, "whole") == 0
+                           ? LAB_FILL_WHOLE
+                           : (size_t)parse_count(a, v, 0, (uint64_t)1 << 40);
       i++;
     } else if (strcmp(a, "--snapshot") == 0) {
       snapshot = 1;

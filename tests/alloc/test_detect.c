@@ -241,6 +241,10 @@ static void realloc_of_a_bad_pointer_reports_and_returns_null(void **state) {
 }
 
 int main(void) {
+  /* Whole blocks: several tests look at the patterns far past the first
+   * LAB_FILL_DEFAULT bytes. */
+  lab_config_t cfg = {.fill_limit = LAB_FILL_WHOLE};
+  if (lab_init(&cfg) != LAB_OK) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(double_free_is_reported_with_both_sites_and_skipped, setup),
       cmocka_unit_test_setup(free_of_a_stack_address_is_reported_and_ignored, setup),

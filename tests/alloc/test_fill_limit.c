@@ -1,5 +1,6 @@
-/* With fill_limit set, only the first N bytes of each block are filled,
- * poisoned and checked; every detector still works within them. */
+/* By default (fill_limit 0: LAB_FILL_DEFAULT), only the first 48 bytes of
+ * each block are filled, poisoned and checked; every detector still works
+ * within them, and a smaller block is covered whole. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,7 @@
 #include "deliberate.h"
 #include "events.h"
 
-#define LIMIT 64
+#define LIMIT LAB_FILL_DEFAULT
 
 static void only_the_first_bytes_are_filled(void **state) {
   (void)state;
@@ -22,6 +23,26 @@ static void only_the_first_bytes_are_filled(void **state) {
   assert_int_equal(z[999], 0); /* calloc still zeroes everything */
   lab_free(p);
   lab_free(z);
+}
+
+static void a_block_within_the_limit_is_filled_and_poisoned_whole(void **state) {
+  (void)state;
+  events_reset();
+  unsigned char *p = lab_malloc(LIMIT - 8);
+  for (size_t i = 0; i < LIMIT - 8; i++) {
+    unsigned char c;
+    DELIBERATE(c = p[i]; KNOWN(c));
+    assert_int_equal(c, LAB_FILL_ALLOC);
+  }
+  lab_free(p);
+  unsigned char last;
+  DELIBERATE(last = p[LIMIT - 9]; KNOWN(last));
+  assert_int_equal(last, LAB_FILL_FREE);
+  DELIBERATE(p[LIMIT - 9] = 1);
+  lab_flush_quarantine();
+  assert_int_equal(events.n, 1);
+  assert_int_equal(events.ev[0].kind, LAB_FAULT_use_after_free);
+  assert_int_equal(events.ev[0].offset, LIMIT - 9);
 }
 
 static void a_write_after_free_inside_the_limit_is_caught(void **state) {
@@ -59,10 +80,11 @@ static void overflow_and_double_free_are_caught_as_before(void **state) {
 }
 
 int main(void) {
-  lab_config_t cfg = {.fill_limit = LIMIT};
+  lab_config_t cfg = {0};
   if (lab_init(&cfg) != LAB_OK) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(only_the_first_bytes_are_filled),
+      cmocka_unit_test(a_block_within_the_limit_is_filled_and_poisoned_whole),
       cmocka_unit_test(a_write_after_free_inside_the_limit_is_caught),
       cmocka_unit_test(a_write_after_free_past_the_limit_is_not_seen),
       cmocka_unit_test(overflow_and_double_free_are_caught_as_before),

@@ -60,7 +60,7 @@ static void at_the_end_live_bytes_is_zero(void **state) {
 }
 
 int main(void) {
-  lab_config_t cfg = {.backend = LAB_BACKEND_LIBC};
+  lab_config_t cfg = {.backend = LAB_BACKEND_LIBC, .fill_limit = LAB_FILL_WHOLE};
   if (lab_init(&cfg) != LAB_OK) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(accounting_and_fill_match_the_lab_heap),

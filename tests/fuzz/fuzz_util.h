@@ -58,7 +58,7 @@ static inline void *fuzz_cjson_malloc(size_t n) {
  * cJSON's hooks. */
 static inline void fuzz_setup(void) {
   const char *heap = getenv("LEAKLAB_FUZZ_HEAP");
-  lab_config_t cfg = {0};
+  lab_config_t cfg = {.fill_limit = LAB_FILL_WHOLE}; /* catch all we can */
   if (heap && lab_backend_parse(heap, &cfg.backend))
     fuzz_fail("LEAKLAB_FUZZ_HEAP: lab or libc, not %s", heap);
   if (lab_init(&cfg)) fuzz_fail("lab_init failed");

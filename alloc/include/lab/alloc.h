@@ -64,9 +64,16 @@ const char *lab_fault_name(lab_fault_t kind);
 const char *lab_fault_desc(lab_fault_t kind);
 
 /* Fill patterns: fresh blocks from lab_malloc (not calloc) hold
- * LAB_FILL_ALLOC in every byte; freed blocks in quarantine hold LAB_FILL_FREE. */
+ * LAB_FILL_ALLOC and freed blocks in quarantine hold LAB_FILL_FREE, in
+ * their first lab_config_t.fill_limit bytes. */
 #define LAB_FILL_ALLOC 0xA5
 #define LAB_FILL_FREE 0xDD
+/* fill_limit by default: the block's bytes that share its header's 64-byte
+ * cache line when the slot starts one, so the patterns cost no extra line. */
+#define LAB_FILL_DEFAULT 48
+/* fill_limit for every byte of every block: thorough, but every free and
+ * reuse then touches the whole block. */
+#define LAB_FILL_WHOLE SIZE_MAX
 
 /* ---- Call sites. ---- */
 
@@ -102,7 +109,8 @@ typedef struct lab_config {
                                 0 = default (512) */
   size_t fill_limit;         /* bytes at the start of each block that are
                                 pattern-filled, poisoned on free and checked
-                                in quarantine; 0 = the whole block */
+                                in quarantine; 0 = LAB_FILL_DEFAULT (48);
+                                LAB_FILL_WHOLE: every byte */
 } lab_config_t;
 
 /* Choose the backend and limits before the first allocation. Optional: the
