@@ -397,6 +397,9 @@ void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
 
 void lab_free_at(void *p, const lab_site_t *site) {
   if (!p) return;
+  /* The header, usually cold, while the pointer is validated. A prefetch
+   * never faults, whatever p is. */
+  __builtin_prefetch((char *)p - LAB__HDR_SIZE);
   lab__heap_t *h = lab__tls_heap;
   if (LAB__LIKELY(h) && h->qn == h->qcap) /* the block about to leave */
     __builtin_prefetch(h->q[h->qhead]);

@@ -440,10 +440,14 @@ lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
     uint64_t idx = (off * pg->inv) >> LAB__INV_SHIFT;
     if (idx >= atomic_load_explicit(&pg->carved, memory_order_relaxed))
       goto invalid;
-    lab__hdr_t *b = (lab__hdr_t *)(pg->start + idx * pg->slot);
-    /* The guard sits in the slot's last quarter: fetch it with the header. */
-    __builtin_prefetch((char *)b + pg->slot - LAB__GUARD_SIZE - 1);
+    /* A valid p is the block's user pointer, so the header and guard loads
+     * below take their addresses from p, not from this arithmetic: they
+     * start while the checks run. The guard sits in the slot's last
+     * quarter: fetch that with the header. */
+    __builtin_prefetch((const char *)p - LAB__HDR_SIZE + pg->slot -
+                       LAB__GUARD_SIZE - 1);
     if (LAB__UNLIKELY(idx * pg->slot != off)) {
+      lab__hdr_t *b = (lab__hdr_t *)(pg->start + idx * pg->slot);
       /* Interior pointer: name the block it points into, if live. */
       if (!quiet)
         lab__report(LAB_FAULT_invalid_free,
@@ -452,7 +456,7 @@ lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
                     (long)(a - (uintptr_t)lab__user_of(b)));
       return NULL;
     }
-    return lab__judge(b, p, site, quiet);
+    return lab__judge(lab__hdr_of(p), p, site, quiet);
   }
   if (kind == LAB__MAP_LARGE) {
     lab__large_t *l = (lab__large_t *)(a & ~(uintptr_t)(LAB__SEG_SIZE - 1));
