@@ -211,7 +211,7 @@ typedef struct lab__heap {
   _Atomic(lab__hdr_t *) remote;  /* blocks freed back by other threads */
   lab__hdr_t **q;                /* quarantine ring */
   uint32_t qcap, qhead, qn;      /* ring capacity, oldest, count */
-  uint64_t qbytes, qmax;         /* bytes held, byte limit */
+  uint64_t qmax;                 /* byte limit (ctr.quarantine_bytes: held) */
   struct lab_scope *spare_scope; /* a closed scope kept for the next open */
 } lab__heap_t;
 

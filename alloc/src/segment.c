@@ -522,7 +522,6 @@ static void lab__evict_oldest(lab__heap_t *h) {
   lab__hdr_t *b = h->q[h->qhead];
   h->qhead = (h->qhead + 1) & (h->qcap - 1);
   h->qn--;
-  h->qbytes -= b->size;
   LAB__BUMP(h->ctr.quarantine_bytes, -(uint64_t)b->size);
   lab__evict(h, b);
 }
@@ -543,7 +542,8 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
   lab__fill(u, size < lab__fill_max ? size : lab__fill_max, LAB_FILL_FREE);
   b->canary = LAB__CANARY_QUAR;
   if (lab__vg) VALGRIND_FREELIKE_BLOCK(u, 0);
-  while (h->qn && (h->qn == h->qcap || h->qbytes + size > h->qmax))
+  while (h->qn && (h->qn == h->qcap ||
+                   LAB__READ(h->ctr.quarantine_bytes) + size > h->qmax))
     lab__evict_oldest(h);
   if (size > h->qmax) {
     lab__evict(h, b);
@@ -551,7 +551,6 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
   }
   h->q[(h->qhead + h->qn) & (h->qcap - 1)] = b;
   h->qn++;
-  h->qbytes += size;
   LAB__BUMP(h->ctr.quarantine_bytes, size);
 }
 
