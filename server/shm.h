@@ -162,6 +162,8 @@ typedef struct srv_shm {
   _Atomic uint64_t generation;        /* serving worker's generation, 1 for
                                          the first */
   _Atomic uint64_t worker_pid;        /* the serving worker (0: none) */
+  _Atomic uint64_t successor_pid;     /* a worker forked and not yet
+                                         serving (0: none) */
   _Atomic uint64_t worker_requests[SRV_WORKER_SLOTS]; /* requests answered
                                          by the worker of generation g, at
                                          [g % SRV_WORKER_SLOTS] */

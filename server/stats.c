@@ -65,6 +65,9 @@ void srv_stats_json(srv_json_t *j) {
   srv_json_u64(j, "requests", srv_stats_worker_requests());
   srv_json_bool(j, "serving", atomic_load(&srv_shm->worker_pid) ==
                                   (uint64_t)getpid());
+  /* A handover under way: the next worker is starting. */
+  srv_json_bool(j, "successor_starting",
+                atomic_load(&srv_shm->successor_pid) != 0);
   srv_json_end(j);
 
   srv_json_obj(j, "process");

@@ -130,6 +130,7 @@ static srv__worker_t *srv__spawn(srv__sup_t *s, const char *why) {
   }
   if (pid == 0) srv__worker_main(s, ready, gen);
   close(ready[1]);
+  atomic_store(&srv_shm->successor_pid, (uint64_t)pid);
   s->last_gen = gen;
   memset(w, 0, sizeof *w);
   w->state = SRV__STARTING;
@@ -177,6 +178,7 @@ static void srv__promote(srv__sup_t *s, srv__worker_t *w) {
   srv__worker_t *old = srv__find(s, SRV__SERVING);
   w->state = SRV__SERVING;
   w->t_ready = now;
+  atomic_store(&srv_shm->successor_pid, 0);
   s->handover_ms = 0.7 * s->handover_ms + 0.3 * (double)(now - w->t_fork);
   atomic_store(&srv_shm->generation, w->generation);
   atomic_store(&srv_shm->worker_pid, (uint64_t)w->pid);
@@ -249,6 +251,7 @@ static void srv__ended(srv__sup_t *s, srv__worker_t *w, int st) {
     break;
   }
   case SRV__STARTING: {
+    atomic_store(&srv_shm->successor_pid, 0);
     if (!s->ever_ready) {
       fprintf(stderr, "leaklab: the worker %s before it served\n", how);
       s->exit_code = 1;
