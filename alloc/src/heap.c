@@ -10,7 +10,6 @@
 _Atomic uint64_t lab__mapped_bytes;
 _Atomic uint64_t lab__meta_bytes;
 int lab__vg;
-size_t lab__fill_max = LAB_FILL_DEFAULT;
 lab_config_t lab__cfg;
 
 static pthread_once_t lab__once = PTHREAD_ONCE_INIT;
@@ -98,7 +97,7 @@ static void lab__heap_abandon(void *arg) {
 
 static void lab__global_init(void) {
   lab__vg = RUNNING_ON_VALGRIND ? 1 : 0;
-  lab__fill_max = lab__cfg.fill_limit ? lab__cfg.fill_limit : LAB_FILL_DEFAULT;
+  if (!lab__cfg.fill_limit) lab__cfg.fill_limit = LAB_FILL_DEFAULT;
   if (pthread_key_create(&lab__heap_key, lab__heap_abandon)) {
     lab__init_err = LAB_ENOMEM;
     return;

@@ -227,10 +227,13 @@ void lab__report(lab_fault_t kind, uint16_t alloc_site, uint16_t free_site,
 /* Raise the global peak to the current heap-wide live bytes. */
 void lab__peak_note(void);
 
-/* Settings from lab_init(). */
+/* Settings from lab_init(), defaults filled in. */
 extern lab_config_t lab__cfg;
-/* Bytes at the start of a block that are filled, poisoned and checked. */
-extern size_t lab__fill_max;
+/* Bytes at the start of an n-byte block that are filled, poisoned and
+ * checked. */
+static inline size_t lab__fill_span(size_t n) {
+  return n < lab__cfg.fill_limit ? n : lab__cfg.fill_limit;
+}
 
 /* Global atomics kept outside per-thread heaps. */
 extern _Atomic uint64_t lab__mapped_bytes;  /* live OS mappings, bytes */

@@ -14,7 +14,7 @@ lab__hdr_t *lab__libc_alloc(size_t n, bool zero) {
   lab__hdr_t *b = malloc(total);
   if (b)
     memset(lab__user_of(b), zero ? 0 : LAB_FILL_ALLOC,
-           zero || n < lab__fill_max ? n : lab__fill_max);
+           zero ? n : lab__fill_span(n));
   return b;
 }
 
@@ -39,7 +39,7 @@ void lab__libc_free(lab__hdr_t *h, size_t size) {
   if (bad >= 0) /* seen by the free: h->slot is its site */
     lab__report(LAB_FAULT_overflow, h->site, 0, size, u,
                 lab__site_at((uint16_t)h->slot), (long)size + bad);
-  memset(u, LAB_FILL_FREE, size < lab__fill_max ? size : lab__fill_max);
+  memset(u, LAB_FILL_FREE, lab__fill_span(size));
   h->canary = LAB__CANARY_FREE;
   free(h);
 }

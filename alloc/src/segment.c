@@ -375,18 +375,18 @@ lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero) {
      * limit), not just the n bytes asked for: evictions then refill only
      * what a user could change (lab__evict). */
     size_t room = n > LAB__SMALL_MAX ? n : lab__cls_slot[cls] - LAB__BLOCK_OVERHEAD;
-    size_t end = room < lab__fill_max ? room : lab__fill_max;
+    size_t end = lab__fill_span(room);
     size_t from = zero ? n : 0; /* calloc: the mapping is zero already */
     if (end > from) lab__fill((char *)u + from, end - from, LAB_FILL_ALLOC);
   } else if (zero) {
     memset(u, 0, n);
-  } else if (LAB__LIKELY(n >= 8 && lab__fill_max >= 8)) {
+  } else if (LAB__LIKELY(lab__fill_span(n) >= 8)) {
     /* Prefilled when it left quarantine; only the list link is stale. */
     uint64_t pat = LAB__WORD_OF(LAB_FILL_ALLOC);
     memcpy(u, &pat, sizeof pat);
   } else {
     size_t k = n < 8 ? n : 8;
-    memset(u, LAB_FILL_ALLOC, k < lab__fill_max ? k : lab__fill_max);
+    memset(u, LAB_FILL_ALLOC, lab__fill_span(k));
   }
   return b;
 }
@@ -494,9 +494,9 @@ static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
    * rest of the room was filled when the slot was fresh and nobody wrote
    * there since (a write that far past the end is an overflow the guard
    * did not see). */
-  size_t checked = n < lab__fill_max ? n : lab__fill_max;
-  size_t dirty = n + LAB__GUARD_SIZE < room ? n + LAB__GUARD_SIZE : room;
-  if (dirty > lab__fill_max) dirty = lab__fill_max;
+  size_t checked = lab__fill_span(n);
+  size_t dirty = lab__fill_span(n + LAB__GUARD_SIZE < room ? n + LAB__GUARD_SIZE
+                                                           : room);
   long bad = lab__fill_swap(u, checked, LAB_FILL_FREE, LAB_FILL_ALLOC);
   if (LAB__UNLIKELY(bad >= 0)) {
     lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
@@ -539,7 +539,7 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
                                      LAB__LARGE_HDR));
     return;
   }
-  lab__fill(u, size < lab__fill_max ? size : lab__fill_max, LAB_FILL_FREE);
+  lab__fill(u, lab__fill_span(size), LAB_FILL_FREE);
   b->canary = LAB__CANARY_QUAR;
   if (lab__vg) VALGRIND_FREELIKE_BLOCK(u, 0);
   while (h->qn && (h->qn == h->qcap ||
@@ -594,8 +594,7 @@ static size_t lab__check_block(lab__hdr_t *b, size_t max) {
     size_t n = b->size;
     if (n > max) break;
     if (lab__vg) VALGRIND_MAKE_MEM_DEFINED(u, n);
-    long bad = lab__fill_check(u, n < lab__fill_max ? n : lab__fill_max,
-                               LAB_FILL_FREE);
+    long bad = lab__fill_check(u, lab__fill_span(n), LAB_FILL_FREE);
     if (lab__vg) VALGRIND_MAKE_MEM_NOACCESS(u, n);
     if (bad < 0) return 0;
     lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
