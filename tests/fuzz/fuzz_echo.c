@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "echo.h"
-#include "err.h"
+#include "app/echo.h"
+#include "core/err.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

@@ -12,14 +12,15 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "err.h"
-#include "flags.h"
+#include "core/err.h"
+#include "observe/flags.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   fuzz_setup();
+  fuzz_setup_flags();
   return 0;
 }
 

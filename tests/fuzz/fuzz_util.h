@@ -16,7 +16,9 @@
 #include <cjson/cJSON.h>
 #include <lab/alloc.h>
 
-#include "flags.h"
+#include "app/faults.h"
+#include "guards/guards.h"
+#include "observe/flags.h"
 
 /* Print what went wrong and stop: libFuzzer keeps the input. */
 __attribute__((format(printf, 1, 2), noreturn)) static inline void
@@ -65,6 +67,13 @@ static inline void fuzz_setup(void) {
   lab_set_event_callback(fuzz_on_heap_event, NULL);
   cJSON_Hooks hooks = {fuzz_cjson_malloc, lab_hook_free};
   cJSON_InitHooks(&hooks);
+}
+
+/* For the flag parsers: every flag the server registers, as it registers
+ * them (the demo's faults, then the guards). */
+static inline void fuzz_setup_flags(void) {
+  if (srv_faults_register() || srv_guards_register())
+    fuzz_fail("registering the flags failed");
 }
 
 /* The heap's figures when an input starts. */
@@ -160,7 +169,7 @@ static inline void fuzz_check_change(int err, const srv_flags_change_t *c,
   }
   FUZZ_CHECK(!c->why[0], "%s: succeeded with a message: %s", form, c->why);
   for (size_t i = 0; i < c->n; i++) {
-    FUZZ_CHECK((unsigned)c->ids[i] < SRV_FLAG_COUNT, "%s: flag id %d", form,
+    FUZZ_CHECK(c->ids[i] >= 0 && c->ids[i] < srv_flags_count(), "%s: flag id %d", form,
                (int)c->ids[i]);
     FUZZ_CHECK(fuzz_flag_value_ok(c->ids[i], c->values[i]),
                "%s: %s = %.17g accepted", form, srv_flags_name(c->ids[i]),

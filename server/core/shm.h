@@ -1,0 +1,59 @@
+/* shm.h - the shared region: one anonymous MAP_SHARED mapping made before
+ * any fork, so a supervisor and its successive workers see the same
+ * blocks. The region maps memory and hands out zeroed blocks at set-up;
+ * each module owns the type of its block (flags, counters, history,
+ * events, ...) and keeps the pointer. Blocks hold fixed-size arrays and
+ * atomics only, never pointers into a process. Rings of multi-word records
+ * use a per-slot sequence word (odd while written) so readers never block
+ * the writer. */
+#ifndef SRV_SHM_H
+#define SRV_SHM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SRV_SHM_DEFAULT_CAP (64u << 20) /* bytes reserved; untouched pages
+                                           cost nothing */
+
+/* Map a region of cap bytes (0: SRV_SHM_DEFAULT_CAP); SRV_ENOMEM or SRV_OK. */
+int srv_shm_create(size_t cap);
+/* Unmap the region; the blocks handed out are gone with it. */
+void srv_shm_destroy(void);
+/* A zeroed block of n bytes, aligned to a cache line, from the region;
+ * NULL when there is no region or it is full. Only before the first fork:
+ * every process must see the same layout. */
+void *srv_shm_alloc(size_t n);
+/* Bytes handed out so far. */
+size_t srv_shm_used(void);
+/* When the region was made, unix ms (the server's start). */
+uint64_t srv_shm_started_ms(void);
+
+/* Make m a process-shared robust mutex; SRV_ENOMEM on failure. */
+int srv_shm_mutex_init(pthread_mutex_t *m);
+/* Lock m, recovering it from a process that died holding it. */
+void srv_shm_mutex_lock(pthread_mutex_t *m);
+/* Unlock m. */
+void srv_shm_mutex_unlock(pthread_mutex_t *m);
+
+/* Words a record of `type` takes in a sequenced slot. */
+#define SRV_SHM_WORDS(type) ((sizeof(type) + 7) / 8)
+/* A sequenced slot for records of `type`: seq is 2*tag while the slot
+ * holds record `tag`, odd while it is being written. */
+#define SRV_SHM_SLOT(name, type)                                             \
+  struct name {                                                              \
+    _Atomic uint64_t seq;                                                    \
+    _Atomic uint64_t w[SRV_SHM_WORDS(type)];                                 \
+  }
+
+/* Write record `tag` (>= 1) of n bytes into a sequenced slot. */
+void srv_shm_slot_write(_Atomic uint64_t *seq, _Atomic uint64_t *w,
+                        const void *src, size_t n, uint64_t tag);
+/* Read record `tag` from a sequenced slot; false if the slot holds another
+ * record or is being written. */
+bool srv_shm_slot_read(_Atomic uint64_t *seq, _Atomic uint64_t *w,
+                       void *dst, size_t n, uint64_t tag);
+
+#endif /* SRV_SHM_H */

@@ -1,0 +1,550 @@
+/* http.c - listening socket, MHD daemon, router, request scopes and
+ * responses. */
+#define _GNU_SOURCE
+#include "http/http.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/counters.h"
+#include "core/err.h"
+#include "core/parse.h"
+#include "http/conns.h"
+#include "http/reqstats.h"
+
+static struct MHD_Daemon *srv__daemon;
+static srv_http_config_t srv__cfg;
+static size_t srv__token_len;
+
+/* Draining: every response says Connection: close. */
+static _Atomic bool srv__draining;
+static _Atomic uint64_t srv__started;   /* requests begun */
+static _Atomic uint64_t srv__finished;  /* requests completed */
+static _Atomic uint64_t srv__last_ns;   /* last request begun or ended */
+
+static lab_site_t srv__req_site = {__FILE__, "srv__access", "http.request",
+                                   __LINE__, 0};
+static lab_site_t srv__body_site = {__FILE__, "srv__access", "http.body",
+                                    __LINE__, 0};
+static lab_site_t srv__free_site = {__FILE__, "srv__completed", "http.free",
+                                    __LINE__, 0};
+static lab_site_t srv__resp_free_site = {__FILE__, "srv__response_free",
+                                         "http.response_free", __LINE__, 0};
+
+/* Response buffers are charged to "<route id>.response", named when the
+ * daemon starts (every route is registered by then). */
+static lab_site_t srv__resp_sites[SRV_ROUTE_SLOTS];
+static char srv__resp_names[SRV_ROUTE_SLOTS][48];
+
+static srv_http_hooks_t srv__hooks[SRV_HTTP_HOOKS_MAX];
+static int srv__nhooks;
+static srv_counter_t *srv__body_bytes;
+
+int srv_http_setup(void) {
+  srv__body_bytes = srv_counters_add("body_bytes", "request body bytes received");
+  int err = srv_reqstats_setup();
+  if (!err) err = srv_conns_setup();
+  return srv__body_bytes ? err : SRV_ENOMEM;
+}
+
+int srv_http_add_hooks(const srv_http_hooks_t *h) {
+  if (srv__nhooks == SRV_HTTP_HOOKS_MAX) return SRV_E2BIG;
+  srv__hooks[srv__nhooks++] = *h;
+  return SRV_OK;
+}
+
+static void srv__name_sites(void) {
+  for (int r = 0; r < SRV_ROUTE_SLOTS; r++) {
+    snprintf(srv__resp_names[r], sizeof srv__resp_names[r], "%s.response",
+             srv_route_id(r < srv_router_count() ? r : SRV_ROUTE_OTHER));
+    srv__resp_sites[r] = (lab_site_t){__FILE__, "srv_http_send",
+                                      srv__resp_names[r], __LINE__, 0};
+  }
+}
+
+const lab_site_t *srv_http_site(srv_route_t route) {
+  if (route < 0 || route >= srv_router_count()) route = SRV_ROUTE_OTHER;
+  return &srv__resp_sites[route];
+}
+
+/* ---- listening socket ---- */
+
+int srv_http_listen(const char *addr, unsigned port, int *fd,
+                    unsigned *actual) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  char service[16];
+  snprintf(service, sizeof service, "%u", port);
+  int rc = getaddrinfo(addr, service, &hints, &res);
+  if (rc) {
+    fprintf(stderr, "leaklab: cannot resolve bind address '%s': %s\n", addr,
+            gai_strerror(rc));
+    return SRV_EIO;
+  }
+  int s = -1;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (s < 0) continue;
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (!bind(s, ai->ai_addr, ai->ai_addrlen) && !listen(s, 1024)) break;
+    close(s);
+    s = -1;
+  }
+  freeaddrinfo(res);
+  if (s < 0) {
+    fprintf(stderr, "leaklab: cannot listen on %s:%u: %m\n", addr, port);
+    return SRV_EIO;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  unsigned p = port;
+  if (!getsockname(s, (struct sockaddr *)&ss, &len)) {
+    if (ss.ss_family == AF_INET)
+      p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  *fd = s;
+  *actual = p;
+  return SRV_OK;
+}
+
+/* ---- responses ---- */
+
+static void srv__response_free(void *p) { lab_free_at(p, &srv__resp_free_site); }
+
+/* Add the headers and queue the response; it is destroyed once MHD is
+ * done with it. */
+static void srv__queue(srv_req_t *rq, unsigned status, const char *ctype,
+                       struct MHD_Response *r) {
+  if (!r) return;
+  /* A draining worker sends its clients to the next one; a heap near its
+   * budget sheds connections before it must shed requests (Envoy's
+   * overload manager disables keep-alive at 95 %). */
+  if (rq->close || atomic_load_explicit(&srv__draining, memory_order_relaxed))
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+  if (ctype) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  if (status == 405) {
+    char allow[64];
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+                            srv_route_allow(rq->route, allow, sizeof allow));
+  } else if (status == 401) {
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  } else if (status == 503) {
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  }
+  if (MHD_queue_response(rq->conn, status, r) == MHD_YES) {
+    rq->status = status;
+    srv_conns_answering(rq->cn);
+  }
+  MHD_destroy_response(r);
+}
+
+void srv_http_send(srv_req_t *rq, unsigned status, const char *ctype,
+                   char *buf, size_t len) {
+  if (!buf) {
+    srv_http_send_static(rq, 500, "application/json",
+                         "{\"error\":\"out of memory\"}");
+    return;
+  }
+  lab_detach(buf);
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer_with_free_callback(len, buf,
+                                                         srv__response_free);
+  if (!r) {
+    lab_free_at(buf, &srv__resp_free_site);
+    return;
+  }
+  srv__queue(rq, status, ctype, r);
+}
+
+void srv_http_send_copy(srv_req_t *rq, unsigned status, const char *ctype,
+                        const void *p, size_t len) {
+  srv__queue(rq, status, ctype,
+             MHD_create_response_from_buffer(len, (void *)p,
+                                             MHD_RESPMEM_MUST_COPY));
+}
+
+void srv_http_send_asset(srv_req_t *rq, const char *ctype, const void *p,
+                         size_t len) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      len, (void *)p, MHD_RESPMEM_PERSISTENT);
+  if (!r) return;
+  /* The page loads only its own files, and nothing it shows is HTML from
+   * a client (see the dashboard's app.js). */
+  MHD_add_response_header(r, "Content-Security-Policy",
+                          "default-src 'self'; style-src 'self' 'unsafe-inline'");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  srv__queue(rq, 200, ctype, r);
+}
+
+void srv_http_send_static(srv_req_t *rq, unsigned status, const char *ctype,
+                          const char *text) {
+  srv__queue(rq, status, ctype,
+             MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                             MHD_RESPMEM_PERSISTENT));
+}
+
+void srv_http_json_init(srv_req_t *rq, srv_json_t *j) {
+  srv_json_init(j, srv_http_site(rq->route));
+}
+
+void srv_http_send_json(srv_req_t *rq, unsigned status, srv_json_t *j) {
+  if (j->buf.failed) {
+    srv_buf_free(&j->buf);
+    srv_http_send_static(rq, 500, "application/json",
+                         "{\"error\":\"out of memory\"}");
+    return;
+  }
+  srv_buf_append(&j->buf, "\n", 1);
+  size_t len;
+  char *p = srv_buf_take(&j->buf, &len);
+  srv_http_send(rq, status, "application/json", p, len);
+}
+
+static void srv__error_doc(srv_req_t *rq, unsigned status, const char *msg,
+                           const char *flag) {
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_json_obj(&j, NULL);
+  srv_json_str(&j, "error", msg);
+  if (flag) srv_json_str(&j, "flag", flag);
+  if (status == 405) {
+    char allow[64];
+    srv_json_str(&j, "allow", srv_route_allow(rq->route, allow, sizeof allow));
+  }
+  srv_json_end(&j);
+  srv_http_send_json(rq, status, &j);
+}
+
+void srv_http_error(srv_req_t *rq, unsigned status, const char *fmt, ...) {
+  char raw[256], msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(raw, sizeof raw, fmt, ap);
+  va_end(ap);
+  /* Messages quote what clients sent (paths, query keys): keep the JSON
+   * valid UTF-8 whatever the bytes were, and never cut a character. */
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+  srv_parse_utf8(msg, sizeof msg, raw, len);
+  srv__error_doc(rq, status, msg, NULL);
+}
+
+void srv_http_error_flag(srv_req_t *rq, unsigned status, const char *flag,
+                         const char *msg) {
+  srv__error_doc(rq, status, msg, flag);
+}
+
+/* ---- query strings and headers ---- */
+
+const char *srv_http_query(srv_req_t *rq, const char *key) {
+  return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+typedef struct srv__query_check {
+  const char *const *allowed;
+  const char *bad;
+} srv__query_check_t;
+
+static enum MHD_Result srv__query_iter(void *cls, enum MHD_ValueKind kind,
+                                       const char *key, const char *value) {
+  (void)kind;
+  (void)value;
+  srv__query_check_t *c = cls;
+  for (const char *const *a = c->allowed; a && *a; a++)
+    if (!strcmp(*a, key)) return MHD_YES;
+  c->bad = key;
+  return MHD_NO;
+}
+
+bool srv_http_query_only(srv_req_t *rq, const char *const *allowed) {
+  srv__query_check_t c = {allowed, NULL};
+  MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, srv__query_iter,
+                            &c);
+  if (!c.bad) return true;
+  srv_http_error(rq, 400, "unknown query parameter '%.64s'", c.bad);
+  return false;
+}
+
+bool srv_http_query_u64(srv_req_t *rq, const char *key, uint64_t min,
+                        uint64_t max, uint64_t *out) {
+  const char *v = srv_http_query(rq, key);
+  if (!v) return true;
+  char *end = NULL;
+  unsigned long long n = 0;
+  bool ok = *v >= '0' && *v <= '9';
+  if (ok) {
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    ok = !errno && !*end && n >= min && n <= max;
+  }
+  if (!ok) {
+    srv_http_error(rq, 400,
+                   "query parameter '%s' must be a whole number from %llu "
+                   "to %llu",
+                   key, (unsigned long long)min, (unsigned long long)max);
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
+bool srv_http_authorized(srv_req_t *rq) {
+  if (!srv__cfg.admin_token || !srv__token_len) return true;
+  const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_AUTHORIZATION);
+  if (!h || strncmp(h, "Bearer ", 7)) return false;
+  const char *got = h + 7;
+  size_t glen = strlen(got);
+  const char *want = srv__cfg.admin_token;
+  /* Time depends on the token's length only, not on where they differ. */
+  volatile unsigned char diff = glen != srv__token_len;
+  for (size_t i = 0; i < srv__token_len; i++)
+    diff |= (unsigned char)((i < glen ? got[i] : 0) ^ want[i]);
+  return diff == 0;
+}
+
+/* ---- the request cycle ---- */
+
+static void srv__dispatch(srv_req_t *rq) {
+  if (rq->body_too_big) {
+    srv_http_error(rq, 413, "request body over the limit of %zu bytes",
+                   srv__cfg.max_body);
+    return;
+  }
+  if (rq->route == SRV_ROUTE_OTHER) {
+    srv_http_error(rq, 404, "no such path: %.200s", rq->url);
+    return;
+  }
+  if (!(srv_route_methods(rq->route) & rq->method)) {
+    srv_http_error(rq, 405, "method not allowed on %s",
+                   srv_route_path(rq->route));
+    return;
+  }
+  if (rq->refuse) {
+    srv_http_error(rq, 503, "%s", rq->refuse);
+    return;
+  }
+  srv_route_handler(rq->route)(rq);
+  if (!rq->status) srv_http_error(rq, 500, "the handler sent no response");
+}
+
+/* Keep an upload chunk, up to the body limit. */
+static void srv__body_append(srv_req_t *rq, const char *data, size_t n) {
+  srv_counter_add(srv__body_bytes, n);
+  if (rq->body_too_big || rq->refuse) return;
+  if (rq->body_len + n > srv__cfg.max_body) {
+    rq->body_too_big = true;
+    return;
+  }
+  if (rq->body_len + n + 1 > rq->body_cap) {
+    size_t cap = rq->body_cap ? rq->body_cap * 2 : 1024;
+    while (cap < rq->body_len + n + 1) cap *= 2;
+    char *p = lab_try_realloc_at(rq->body, cap, &srv__body_site);
+    if (!p) {
+      rq->body_too_big = true;
+      return;
+    }
+    rq->body = p;
+    rq->body_cap = cap;
+  }
+  memcpy(rq->body + rq->body_len, data, n);
+  rq->body_len += n;
+  rq->body[rq->body_len] = '\0';
+}
+
+static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
+                                   const char *url, const char *method,
+                                   const char *version,
+                                   const char *upload_data,
+                                   size_t *upload_size, void **con_cls) {
+  (void)cls;
+  (void)version;
+  srv_req_t *rq = *con_cls;
+  if (!rq) {
+    /* First call: headers are in. The request object lives outside the
+     * scope: the completion hook needs it after the scope is closed. */
+    lab_scope_enter(NULL);
+    rq = lab_try_calloc_at(1, sizeof *rq, &srv__req_site);
+    if (!rq) return MHD_NO;
+    rq->t0_ns = srv_clock_mono_ns();
+    rq->conn = conn;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    rq->cn = ci ? ci->socket_context : NULL;
+    rq->url = url;
+    rq->route = srv_route_match(url);
+    rq->method = srv_route_method(method);
+    rq->scope = lab_scope_open(srv_route_path(rq->route));
+    *con_cls = rq;
+    atomic_fetch_add(&srv__started, 1);
+    atomic_store_explicit(&srv__last_ns, rq->t0_ns, memory_order_relaxed);
+    /* A begin hook may end keep-alive or refuse the request as soon as
+     * its headers are in: its body is then read and dropped, nothing is
+     * allocated for it. */
+    for (int i = 0; i < srv__nhooks; i++)
+      if (srv__hooks[i].begin) srv__hooks[i].begin(rq);
+    const char *cl = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && !rq->refuse) {
+      unsigned long long n = strtoull(cl, NULL, 10);
+      if (n > srv__cfg.max_body) {
+        rq->body_too_big = true;
+        srv__dispatch(rq); /* 413 now, before the body is read */
+      } else if (n) {
+        rq->body = lab_try_malloc_at((size_t)n + 1, &srv__body_site);
+        rq->body_cap = rq->body ? (size_t)n + 1 : 0;
+      }
+    }
+    lab_scope_enter(NULL);
+    return MHD_YES;
+  }
+  lab_scope_enter(rq->scope);
+  if (*upload_size) {
+    if (!rq->status) srv__body_append(rq, upload_data, *upload_size);
+    *upload_size = 0;
+  } else if (!rq->status) {
+    srv__dispatch(rq);
+  }
+  lab_scope_enter(NULL);
+  return MHD_YES;
+}
+
+static void srv__completed(void *cls, struct MHD_Connection *conn,
+                           void **con_cls,
+                           enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  srv_req_t *rq = *con_cls;
+  if (!rq) return;
+  *con_cls = NULL;
+  srv_conns_waiting(rq->cn);
+  lab_free_at(rq->body, &srv__free_site);
+  for (int i = 0; i < srv__nhooks; i++)
+    if (srv__hooks[i].end) srv__hooks[i].end(rq);
+  if (rq->scope) {
+    lab_scope_report_t rep;
+    lab_scope_close(rq->scope, 0, &rep);
+    rq->scope = NULL;
+  }
+  uint64_t now = srv_clock_mono_ns();
+  if (rq->status) {
+    srv_reqstats_done(rq->route, rq->status, now - rq->t0_ns);
+    for (int i = 0; i < srv__nhooks; i++)
+      if (srv__hooks[i].done) srv__hooks[i].done(rq, now - rq->t0_ns);
+  }
+  lab_free_at(rq, &srv__free_site);
+  atomic_store_explicit(&srv__last_ns, now, memory_order_relaxed);
+  atomic_fetch_add(&srv__finished, 1);
+}
+
+static void srv__connection(void *cls, struct MHD_Connection *conn,
+                            void **socket_ctx,
+                            enum MHD_ConnectionNotificationCode toe) {
+  (void)cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_ctx = srv_conns_open(ci ? ci->connect_fd : -1);
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    srv_conns_close(*socket_ctx);
+    *socket_ctx = NULL;
+  }
+}
+
+int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
+  srv__cfg = *cfg;
+  srv__name_sites();
+  srv__token_len = cfg->admin_token ? strlen(cfg->admin_token) : 0;
+  struct MHD_OptionItem ops[9];
+  int k = 0;
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
+                                     (intptr_t)srv__completed, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+                                     (intptr_t)srv__connection, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                     (intptr_t)cfg->max_conns, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                     (intptr_t)cfg->timeout_s, NULL};
+  if (cfg->threads > 1)
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+                                       (intptr_t)cfg->threads, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+  /* poll(), not epoll. With an epoll thread pool, MHD_quiesce_daemon
+   * removes the listening socket from each pool thread's epoll set and
+   * panics if that fails, while a pool thread that has already seen the
+   * quiesce flag may have removed it first: a race that would abort the
+   * old worker in the middle of a handover. With poll() a quiesced thread
+   * just leaves the socket out of its next poll set; MHD_USE_ITC wakes it
+   * to do so. (On 64 connections poll() is no slower: BENCHMARKS.md.) */
+  srv__daemon = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC,
+                                 0, NULL, NULL, srv__access, NULL,
+                                 MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+  if (!srv__daemon) {
+    fprintf(stderr, "leaklab: libmicrohttpd would not start\n");
+    return SRV_EIO;
+  }
+  if (srv_conns_start(cfg->request_timeout_s)) {
+    fprintf(stderr, "leaklab: cannot start the request-deadline thread\n");
+    MHD_stop_daemon(srv__daemon);
+    srv__daemon = NULL;
+    return SRV_EIO;
+  }
+  return SRV_OK;
+}
+
+void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
+  srv_http_drain_t d = {0, 0, false};
+  if (!srv__daemon) {
+    if (out) *out = d;
+    return;
+  }
+  uint64_t t0 = srv_clock_mono_ns();
+  uint64_t begun = atomic_load(&srv__started);
+  atomic_store(&srv__draining, true);
+  /* From here the shared socket's queue is the next worker's alone; what
+   * this worker accepted, and what its open connections still send, it
+   * answers with Connection: close. */
+  MHD_socket ls = MHD_quiesce_daemon(srv__daemon);
+  for (;;) {
+    uint64_t now = srv_clock_mono_ns();
+    if (!srv_conns_count()) break;
+    /* Only idle keep-alive connections left, and for a while: a client
+     * that sends nothing more. wrk-like clients send their next request
+     * at once and are answered (with close) long before this. */
+    uint64_t in_flight = atomic_load(&srv__started) - atomic_load(&srv__finished);
+    uint64_t last = atomic_load_explicit(&srv__last_ns, memory_order_relaxed);
+    if (!in_flight && now > last && now - last >= (uint64_t)idle_ms * 1000000u &&
+        now - t0 >= (uint64_t)idle_ms * 1000000u)
+      break;
+    if (now - t0 >= (uint64_t)max_ms * 1000000u) {
+      d.timed_out = true;
+      break;
+    }
+    struct timespec ts = {0, 5 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  d.ms = (srv_clock_mono_ns() - t0) / 1000000u;
+  d.requests = atomic_load(&srv__started) - begun;
+  MHD_stop_daemon(srv__daemon);
+  srv__daemon = NULL;
+  srv_conns_stop();
+  /* The caller owns a quiesced socket, and may close it only now. */
+  if (ls != MHD_INVALID_SOCKET) close(ls);
+  if (out) *out = d;
+}

@@ -1,0 +1,64 @@
+/* sites.c - site names and the per-name merge of the heap's site
+ * counters. */
+#include "observe/sites.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void srv_sites_name(const lab_site_t *site, char *out, size_t cap) {
+  if (!cap) return;
+  if (!site) {
+    out[0] = '\0';
+    return;
+  }
+  if (site->name) {
+    snprintf(out, cap, "%s", site->name);
+    return;
+  }
+  snprintf(out, cap, "%s:%d", site->file ? srv_sites_file(site) : "?",
+           site->line);
+}
+
+const char *srv_sites_file(const lab_site_t *site) {
+  const char *file = site && site->file ? site->file : "";
+  const char *slash = strrchr(file, '/');
+  return slash ? slash + 1 : file;
+}
+
+srv_site_row_t *srv_sites_merge(bool live_only, srv_route_t skip,
+                                const lab_site_t *site, size_t *n) {
+  *n = 0;
+  /* Sites registered meanwhile are left for the next call. */
+  size_t cap = lab_site_stats(NULL, 0) + 16;
+  lab_site_stats_t *all = lab_try_malloc_at(cap * sizeof *all, site);
+  srv_site_row_t *rows = lab_try_calloc_at(cap, sizeof *rows, site);
+  if (!all || !rows) {
+    lab_free_at(all, site);
+    lab_free_at(rows, site);
+    return NULL;
+  }
+  size_t got = lab_site_stats(all, cap), m = 0;
+  if (got > cap) got = cap;
+  for (size_t i = 0; i < got; i++) {
+    if (!all[i].site || (live_only && !all[i].live_blocks)) continue;
+    srv_route_t r = srv_route_of_site(all[i].site->name);
+    if (skip != SRV_ROUTE_OTHER && r == skip) continue;
+    char name[SRV_NAME_MAX];
+    srv_sites_name(all[i].site, name, sizeof name);
+    size_t k = 0;
+    while (k < m && strcmp(rows[k].name, name)) k++;
+    if (k == m) {
+      memcpy(rows[m].name, name, sizeof name);
+      rows[m].site = all[i].site;
+      rows[m].route = r;
+      m++;
+    }
+#define SRV__SITE_ROW_ADD(field, kind, metric, help) rows[k].field += all[i].field;
+    LAB_SITE_STAT_FIELDS(SRV__SITE_ROW_ADD)
+#undef SRV__SITE_ROW_ADD
+    for (int e = 0; e < LAB_FAULT_COUNT; e++) rows[k].errors[e] += all[i].errors[e];
+  }
+  lab_free_at(all, site);
+  *n = m;
+  return rows;
+}

@@ -1,0 +1,129 @@
+/* worker.c - one worker's life: heap, sampler, daemon, signals, drain. */
+#include "proc/worker.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <lab/cjson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/session.h"
+#include "core/err.h"
+#include "http/http.h"
+#include "observe/events.h"
+#include "observe/hist.h"
+#include "observe/workers.h"
+
+int srv_worker_port_file(const char *path, unsigned port) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
+    return SRV_EIO;
+  FILE *f = fopen(tmp, "w");
+  if (!f) return SRV_EIO;
+  fprintf(f, "%u\n", port);
+  if (fclose(f) || rename(tmp, path)) {
+    unlink(tmp);
+    return SRV_EIO;
+  }
+  return SRV_OK;
+}
+
+void srv_worker_announce(const srv_cfg_t *cfg, unsigned port) {
+  bool v6 = strchr(cfg->bind, ':') != NULL;
+  fprintf(stderr, "leaklab: listening on http://%s%s%s:%u (heap %s, %u thread%s%s)\n",
+          v6 ? "[" : "", cfg->bind, v6 ? "]" : "", port,
+          cfg->heap == LAB_BACKEND_LIBC ? "libc" : "lab", cfg->threads,
+          cfg->threads == 1 ? "" : "s",
+          cfg->single_process ? ", single process" : "");
+}
+
+int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
+                   const srv_worker_opts_t *opts) {
+  bool alone = opts->ready_fd < 0;
+  srv_workers_become(opts->generation);
+
+  /* Whole blocks: the fault endpoints show the patterns in every byte
+   * (report.uninit dumps rows well past the first 48). */
+  lab_config_t lc = {.backend = cfg->heap, .fill_limit = LAB_FILL_WHOLE};
+  int err = lab_init(&lc);
+  if (err) {
+    fprintf(stderr, "leaklab: heap would not start: %s\n", lab_strerror(err));
+    close(listen_fd);
+    return 1;
+  }
+  lab_cjson_install();
+  srv_events_install();
+  if (alone) {
+    /* No supervisor: this process is the serving worker from the start. */
+    atomic_store(&srv_workers->generation, opts->generation);
+    atomic_store(&srv_workers->worker_pid, (uint64_t)getpid());
+  }
+
+  if (srv_hist_start()) {
+    fprintf(stderr, "leaklab: cannot start the sampler thread\n");
+    close(listen_fd);
+    return 1;
+  }
+  srv_http_config_t hc = {
+      .threads = cfg->threads,
+      .max_conns = cfg->max_conns,
+      .timeout_s = cfg->timeout_s,
+      .request_timeout_s = cfg->request_timeout_s,
+      .max_body = cfg->max_body,
+      .admin_token = cfg->admin_token[0] ? cfg->admin_token : NULL,
+  };
+  if (srv_http_start(&hc, listen_fd)) {
+    srv_hist_stop();
+    close(listen_fd);
+    return 1;
+  }
+  srv_events_log(SRV_EVENT_start,
+                 "worker %d (generation %llu) serving on %s:%u with the %s "
+                 "heap, %u thread%s",
+                 (int)getpid(), (unsigned long long)opts->generation,
+                 cfg->bind, port, lab_backend_name(), cfg->threads,
+                 cfg->threads == 1 ? "" : "s");
+  int rc = 0;
+  if (alone) {
+    srv_worker_announce(cfg, port);
+    fprintf(stderr, "leaklab: single process: no supervisor, so "
+                    "guard.recycle_rss_bytes and guard.recycle_requests "
+                    "have no effect and a crash is not restarted\n");
+    if (cfg->port_file[0] && srv_worker_port_file(cfg->port_file, port)) {
+      fprintf(stderr, "leaklab: cannot write the port file %s: %m\n",
+              cfg->port_file);
+      rc = 1;
+    }
+  } else {
+    /* Tell the supervisor this worker serves: it then stops the old one. */
+    char one = 1;
+    while (write(opts->ready_fd, &one, 1) < 0 && errno == EINTR) {
+    }
+    close(opts->ready_fd);
+  }
+
+  /* Supervised, SIGINT is the supervisor's: a Ctrl-C reaches the whole
+   * process group, and the supervisor answers it with SIGTERM here. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  if (alone) sigaddset(&set, SIGINT);
+  int sig = 0;
+  while (!rc && sigwait(&set, &sig)) {
+  }
+  if (!rc && alone) fprintf(stderr, "leaklab: %s, stopping\n", strsignal(sig));
+
+  srv_http_drain_t d;
+  srv_http_drain(SRV_WORKER_DRAIN_MS, SRV_WORKER_IDLE_MS, &d);
+  srv_hist_stop();
+  srv_session_clear();
+  srv_events_log(SRV_EVENT_stop,
+                 "worker %d (generation %llu) stopped after a %llu ms drain "
+                 "(%llu requests answered while draining%s)",
+                 (int)getpid(), (unsigned long long)opts->generation,
+                 (unsigned long long)d.ms, (unsigned long long)d.requests,
+                 d.timed_out ? ", drain time ran out" : "");
+  return rc;
+}
