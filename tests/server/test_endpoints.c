@@ -1,4 +1,4 @@
-/* Every endpoint answers as DESIGN.md's HTTP contract says. */
+/* Every endpoint answers as the HTTP contract in docs/ARCHITECTURE.md says. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
