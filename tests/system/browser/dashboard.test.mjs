@@ -11,7 +11,7 @@ import {createRequire} from "node:module";
 import {fileURLToPath} from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(join(here, "../../dashboard/package.json"));
+const require = createRequire(join(here, "../../../dashboard/package.json"));
 const {chromium} = require("playwright-core");
 
 const BIN = process.env.LEAKLAB_BIN;

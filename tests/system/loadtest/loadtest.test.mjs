@@ -8,7 +8,7 @@ import {join, dirname} from "node:path";
 import {tmpdir} from "node:os";
 import {fileURLToPath} from "node:url";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const run = join(root, "loadtest/run");
 const BIN = process.env.LEAKLAB_BIN;
 const OUT = process.env.OUT || mkdtempSync(join(tmpdir(), "leaklab-loadtest-"));

@@ -10,7 +10,7 @@ import {join, dirname} from "node:path";
 import {tmpdir} from "node:os";
 import {fileURLToPath} from "node:url";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const SECONDS = Number(process.env.SOAK_SECONDS || 60);
 const OUT = process.env.OUT || mkdtempSync(join(tmpdir(), "leaklab-soak-"));
 /* guard.recycle_rss_bytes, over the 'everything' scenario's 128 MiB: low
