@@ -4,24 +4,20 @@
 // deliberate sheds, no socket error, RSS bounded.
 import {test} from "node:test";
 import assert from "node:assert/strict";
-import {spawnSync} from "node:child_process";
-import {readFileSync, mkdtempSync} from "node:fs";
-import {join, dirname} from "node:path";
-import {tmpdir} from "node:os";
-import {fileURLToPath} from "node:url";
+import {readFileSync} from "node:fs";
+import {join} from "node:path";
+import {runLoadtest, tempDir} from "../lib/leaklab.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const SECONDS = Number(process.env.SOAK_SECONDS || 60);
-const OUT = process.env.OUT || mkdtempSync(join(tmpdir(), "leaklab-soak-"));
+const OUT = process.env.OUT || tempDir("soak");
 /* guard.recycle_rss_bytes, over the 'everything' scenario's 128 MiB: low
  * enough that a minute on a busy machine still recycles a few times. */
 const LIMIT = Number(process.env.SOAK_RECYCLE_BYTES || 32 * 1024 * 1024);
 
 test(`every fault on for ${SECONDS} s: no crash, no 5xx but sheds, RSS bounded`, () => {
-  const r = spawnSync(join(root, "loadtest/run"),
-                      ["everything", "--flag", `guard.recycle_rss_bytes=${LIMIT}`, "--duration", String(SECONDS), "--connections", "32",
-                       "--bin", process.env.LEAKLAB_BIN, "--out", OUT],
-                      {encoding: "utf8", timeout: (SECONDS + 60) * 1000});
+  const r = runLoadtest(["everything", "--flag", `guard.recycle_rss_bytes=${LIMIT}`, "--duration", String(SECONDS),
+                         "--connections", "32", "--bin", process.env.LEAKLAB_BIN, "--out", OUT],
+                        {timeout: (SECONDS + 60) * 1000});
   assert.equal(r.status, 0, r.stderr);
   const s = JSON.parse(readFileSync(join(OUT, "summary.json"), "utf8"));
   assert.ok(s.requests > SECONDS * 1000, `only ${s.requests} requests`);

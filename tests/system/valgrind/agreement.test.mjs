@@ -6,43 +6,31 @@
 // MALLOCLIKE/FREELIKE client requests.
 import {test} from "node:test";
 import assert from "node:assert/strict";
-import {spawn} from "node:child_process";
-import {mkdtempSync, readFileSync, existsSync} from "node:fs";
-import {tmpdir} from "node:os";
+import {readFileSync} from "node:fs";
 import {join} from "node:path";
+import {getJSON, patchFlags, startLeaklab, tempDir} from "../lib/leaklab.mjs";
 
-const BIN = process.env.LEAKLAB_BIN;
 const VALGRIND = process.env.VALGRIND || "valgrind";
 const PER_BLOCK = 24; /* the libc backend's header and guard, inside each malloc block */
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try { const v = await fn(); if (v) return v; } catch (e) { /* not yet */ }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 // Run leaklab under memcheck, let `drive(base)` talk to it, stop it, and
 // return memcheck's summary and exit status.
 async function underMemcheck(drive, heap = "libc") {
-  const dir = mkdtempSync(join(tmpdir(), "leaklab-vg-"));
-  const pf = join(dir, "port"), log = join(dir, "memcheck.log");
-  const vg = spawn(VALGRIND, ["--leak-check=full", `--log-file=${log}`, BIN, "--single-process",
-                              "--heap", heap, "--port", "0", "--port-file", pf],
-                   {stdio: ["ignore", "ignore", "inherit"]});
-  const exited = new Promise((r) => vg.on("exit", (code) => r(code)));
-  const port = await waitFor("leaklab under valgrind", () => existsSync(pf) && readFileSync(pf, "utf8").trim(), 60000);
-  const base = `http://127.0.0.1:${port}`;
+  const dir = tempDir("vg"), log = join(dir, "memcheck.log");
+  // No /healthz wait: the requests memcheck sees are drive's alone.
+  const lab = await startLeaklab(["--single-process", "--heap", heap],
+                                 {wrapper: [VALGRIND, "--leak-check=full", `--log-file=${log}`],
+                                  dir, healthz: false, waitMs: 60000});
+  // Memcheck's leak search runs after SIGTERM, before the exit.
+  const stop = () => lab.stop({ms: 120000});
   let driven;
   try {
-    driven = await drive(base);
-  } finally {
-    vg.kill("SIGTERM");
+    driven = await drive(lab.url);
+  } catch (e) {
+    await stop().catch(() => {});
+    throw e;
   }
-  const code = await exited;
+  const {code} = await stop();
   const text = readFileSync(log, "utf8");
   const num = (re) => { const m = text.match(re); return m ? Number(m[1].replace(/,/g, "")) : 0; };
   return {
@@ -78,12 +66,12 @@ test("with every fault off, memcheck finds nothing lost and no error", async () 
 // returns memcheck's summary and leaklab's figure for the site.
 async function forgottenFrees(heap, N) {
   return underMemcheck(async (base) => {
-    const patch = (v) => fetch(`${base}/api/flags`, {method: "PATCH", body: JSON.stringify({"hello.leak_response": v})});
+    const patch = (v) => patchFlags(base, {"hello.leak_response": v});
     await patch(1);
     for (let i = 0; i < N; i++) await fetch(`${base}/hello?name=n${i % 7}`);
     await patch(0);
     await mix(base, 3);
-    const leaks = await (await fetch(`${base}/api/leaks?top=50`)).json();
+    const leaks = await getJSON(`${base}/api/leaks?top=50`);
     return leaks.sites.find((s) => s.site === "hello.response");
   }, heap);
 }

@@ -2,22 +2,18 @@
 // load on loopback, each ~10 s. Run by ctest with LEAKLAB_BIN and OUT set.
 import {test} from "node:test";
 import assert from "node:assert/strict";
-import {spawnSync} from "node:child_process";
-import {existsSync, readFileSync, statSync, mkdtempSync} from "node:fs";
-import {join, dirname} from "node:path";
-import {tmpdir} from "node:os";
-import {fileURLToPath} from "node:url";
+import {existsSync, readFileSync, statSync} from "node:fs";
+import {join} from "node:path";
+import {runLoadtest, tempDir} from "../lib/leaklab.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const run = join(root, "loadtest/run");
 const BIN = process.env.LEAKLAB_BIN;
-const OUT = process.env.OUT || mkdtempSync(join(tmpdir(), "leaklab-loadtest-"));
+const OUT = process.env.OUT || tempDir("loadtest");
 const MiB = 1024 * 1024;
 
 function scenario(name, seconds) {
   const out = join(OUT, name);
-  const r = spawnSync(run, [name, "--duration", String(seconds), "--connections", "16",
-                            "--bin", BIN, "--out", out], {encoding: "utf8", timeout: 120000});
+  const r = runLoadtest([name, "--duration", String(seconds), "--connections", "16",
+                         "--bin", BIN, "--out", out], {timeout: 120000});
   assert.equal(r.status, 0, `loadtest/run ${name} failed:\n${r.stderr}`);
   for (const f of ["samples.csv", "plot.png", "summary.txt", "summary.json"])
     assert.ok(existsSync(join(out, f)) && statSync(join(out, f)).size > 0, `${name}: no ${f}`);
@@ -50,7 +46,7 @@ test("a leak scenario shows a clearly positive RSS slope", () => {
 test("bad arguments get a clear message and exit 2", () => {
   for (const args of [[], ["nosuch"], ["baseline", "--duration", "x"],
                       ["baseline", "--url", "http://192.168.1.1:80"], ["baseline", "--bogus"]]) {
-    const r = spawnSync(run, args, {encoding: "utf8"});
+    const r = runLoadtest(args);
     assert.equal(r.status, 2, `loadtest/run ${args.join(" ")}: exit ${r.status}`);
     assert.match(r.stderr, /loadtest\/run: /);
   }

@@ -5,27 +5,12 @@
 // it started. Every loop here is bounded in count and time.
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
-import {spawn} from "node:child_process";
 import {connect} from "node:net";
-import {mkdtempSync, readFileSync, existsSync} from "node:fs";
-import {tmpdir} from "node:os";
-import {join} from "node:path";
+import {sleep, startLeaklab, waitFor} from "../lib/leaklab.mjs";
 
-const BIN = process.env.LEAKLAB_BIN;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let server, port, baseline;
 
-async function waitFor(what, fn, ms = 10000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}: ${last}`);
-}
-
-const url = (p) => `http://127.0.0.1:${port}${p}`;
+const url = (p) => `${server.url}${p}`;
 // GET, retried once on a network error: fetch keeps connections alive, and
 // one it reuses may be one the server is closing that moment for being idle
 // (--timeout 2 below), as HTTP/1.1 allows; browsers retry idempotent
@@ -58,21 +43,16 @@ function raw(chunks, {ms = 5000, gapMs = 0, end = true} = {}) {
 }
 
 before(async () => {
-  assert.ok(BIN && existsSync(BIN), "LEAKLAB_BIN must name the leaklab binary");
-  const dir = mkdtempSync(join(tmpdir(), "leaklab-hostile-"));
-  const pf = join(dir, "port");
-  server = spawn(BIN, ["--port", "0", "--port-file", pf, "--timeout", "2", "--request-timeout", "2",
-                       "--max-conns", "4096"],
-                 {stdio: ["ignore", "ignore", "inherit"]});
-  port = await waitFor("the port file", () => existsSync(pf) && readFileSync(pf, "utf8").trim());
-  await waitFor("healthz", healthy);
+  server = await startLeaklab(["--timeout", "2", "--request-timeout", "2", "--max-conns", "4096"],
+                              {name: "hostile", waitMs: 10000});
+  port = server.port;
   // Warm every path once, so the baseline includes what is made once.
   await fetch(url("/echo"), {method: "POST", body: '{"warm":true}'});
   await fetch(url("/hello"));
   baseline = (await stats()).heap.live_bytes;
 });
 
-after(() => server && server.exitCode === null && server.kill("SIGKILL"));
+after(() => server?.stop({signal: "SIGKILL"}));
 
 test("two thousand concurrent connections are all answered", async () => {
   const N = 2000;
@@ -179,7 +159,5 @@ test("after all that, the heap is back where it started", async () => {
 test("and it still stops cleanly on SIGTERM, with status 0", async () => {
   // Under the sanitizer presets a report found on the way (TSan's exit
   // status 66, an ASan or UBSan abort) fails here.
-  const exited = new Promise((r) => server.once("exit", (code, signal) => r({code, signal})));
-  server.kill("SIGTERM");
-  assert.deepEqual(await exited, {code: 0, signal: null});
+  assert.deepEqual(await server.stop(), {code: 0, signal: null});
 });

@@ -3,44 +3,22 @@
 // Run by ctest (see CMakeLists.txt) with LEAKLAB_BIN and ARTIFACTS set.
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
-import {spawn} from "node:child_process";
-import {mkdtempSync, readFileSync, existsSync, mkdirSync} from "node:fs";
+import {mkdirSync} from "node:fs";
 import {tmpdir} from "node:os";
-import {join, dirname} from "node:path";
+import {join} from "node:path";
 import {createRequire} from "node:module";
-import {fileURLToPath} from "node:url";
+import {getJSON, patchFlags, repoRoot, sleep, startLeaklab, waitFor} from "../lib/leaklab.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(join(here, "../../dashboard/package.json"));
+const require = createRequire(join(repoRoot, "dashboard/package.json"));
 const {chromium} = require("playwright-core");
 
-const BIN = process.env.LEAKLAB_BIN;
 const ARTIFACTS = process.env.ARTIFACTS || tmpdir();
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 let server, base, browser, page, loadTimer;
 const consoleErrors = [];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, fn, ms = 15000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}: ${last}`);
-}
-
-async function json(path, opts) {
-  const res = await fetch(base + path, opts);
-  return res.json();
-}
+const json = (path, opts) => getJSON(base + path, opts);
 
 async function liveBytes() {
   return (await json("/api/stats")).heap.live_bytes;
@@ -48,23 +26,17 @@ async function liveBytes() {
 
 let port;
 
-// Start leaklab on `p` ("0": any free port); resolves to its port once it
+// Start leaklab on `p` (0: any free port); resolves to its port once it
 // answers /healthz.
 async function startServer(p) {
-  const dir = mkdtempSync(join(tmpdir(), "leaklab-browser-"));
-  const portFile = join(dir, "port");
-  server = spawn(BIN, ["--port", p, "--port-file", portFile, "--sample-ms", "250"],
-                 {stdio: ["ignore", "inherit", "inherit"]});
-  const got = await waitFor("the port file", () =>
-    existsSync(portFile) && readFileSync(portFile, "utf8").trim());
-  await waitFor("healthz", async () => (await fetch(`http://127.0.0.1:${got}/healthz`)).ok);
-  return got;
+  server = await startLeaklab(["--sample-ms", "250"],
+                              {name: "browser", port: p, stdio: ["ignore", "inherit", "inherit"]});
+  return server.port;
 }
 
 before(async () => {
-  assert.ok(BIN && existsSync(BIN), "LEAKLAB_BIN must name the leaklab binary");
-  port = await startServer("0");
-  base = `http://127.0.0.1:${port}`;
+  port = await startServer(0);
+  base = server.url;
   // Light load: a bounded client loop of /echo requests, every 20 ms.
   let sent = 0;
   loadTimer = setInterval(() => {
@@ -85,7 +57,7 @@ before(async () => {
 after(async () => {
   clearInterval(loadTimer);
   if (browser) await browser.close();
-  if (server) server.kill("SIGTERM");
+  if (server) await server.stop();
 });
 
 test("the page loads and draws its charts with no console errors", async () => {
@@ -147,20 +119,18 @@ test("the page is readable at phone width", async () => {
 test("a worker recycle amid a flood of heap errors shows as a marker, and the page stays live", async () => {
   await page.setViewportSize({width: 1280, height: 800});
   const before = await json("/api/stats");
-  await fetch(base + "/api/flags", {method: "PATCH", body: JSON.stringify({"hello.free_stack": 1}),
-                                    headers: {"Content-Type": "application/json"}});
+  await patchFlags(base, {"hello.free_stack": 1});
   // Thousands of invalid frees, each an event, with a recycle (SIGHUP to
   // the supervisor) in the middle of them.
   let next = 0;
   const worker = async () => {
     while (next < 6000) {
-      if (next++ === 3000) server.kill("SIGHUP");
+      if (next++ === 3000) server.proc.kill("SIGHUP");
       await fetch(base + "/hello?name=flood").catch(() => {});
     }
   };
   await Promise.all(Array.from({length: 8}, worker));
-  await fetch(base + "/api/flags", {method: "PATCH", body: JSON.stringify({"hello.free_stack": 0}),
-                                    headers: {"Content-Type": "application/json"}});
+  await patchFlags(base, {"hello.free_stack": 0});
   const after = await json("/api/stats");
   assert.equal(after.guards.recycles, before.guards.recycles + 1);
   assert.notEqual(after.worker.pid, before.worker.pid);
@@ -176,9 +146,7 @@ test("a worker recycle amid a flood of heap errors shows as a marker, and the pa
 test("the page reconnects by itself after the server restarts", async () => {
   await page.setViewportSize({width: 1280, height: 800});
   const oldPid = (await json("/api/stats")).pid;
-  const exited = new Promise((r) => server.once("exit", r));
-  server.kill("SIGTERM");
-  await exited;
+  await server.stop();
   await waitFor("the page to notice", async () => (await page.textContent("#conn")) !== "live");
   await startServer(port);
   const newPid = (await json("/api/stats")).pid;
