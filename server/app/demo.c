@@ -121,7 +121,9 @@ void srv_demo_session(srv_req_t *rq) {
         return;
       }
       const cJSON *u = cJSON_GetObjectItemCaseSensitive(doc, "user");
-      if (cJSON_IsString(u)) snprintf(user, sizeof user, "%s", u->valuestring);
+      /* Cut on a character boundary: the answer stays valid UTF-8. */
+      if (cJSON_IsString(u))
+        srv_parse_utf8(user, sizeof user, u->valuestring, strlen(u->valuestring));
       cJSON_Delete(doc);
     }
     bool unbounded = srv_faults_hit(SRV_FAULT_session_unbounded_cache);

@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/parse.h"
 #include "core/rand.h"
 
 typedef struct srv_session {
@@ -87,7 +88,9 @@ int srv_session_create(const char *user, bool unbounded,
   uint64_t a = srv_rand_u64(), b = srv_rand_u64();
   snprintf(e->v.id, sizeof e->v.id, "%016llx%016llx", (unsigned long long)a,
            (unsigned long long)b);
-  snprintf(e->v.user, sizeof e->v.user, "%s", user && *user ? user : "guest");
+  if (!user || !*user) user = "guest";
+  /* Cut on a character boundary: the answer stays valid UTF-8. */
+  srv_parse_utf8(e->v.user, sizeof e->v.user, user, strlen(user));
   e->v.created_ms = srv_clock_now_ms();
   snprintf(e->cart, sizeof e->cart, "{\"items\":[],\"owner\":\"%s\"}", e->v.user);
   pthread_mutex_lock(&srv__lock);

@@ -167,6 +167,34 @@ static void garbage_query_strings_are_a_400(void **state) {
   expect_error("GET", name, NULL, 0, NULL, 400);
 }
 
+/* A user name longer than a session keeps is cut, on a character
+ * boundary: 30 'a' and an 'e' with acute accent (2 bytes) do not fit in
+ * 31, and the answer must not end the name in half a character. */
+static void a_long_user_name_is_cut_on_a_character_boundary(void **state) {
+  (void)state;
+  const char *body = "{\"user\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\\u00e9x\"}";
+  http_resp_t r = http(srv, "POST", "/session", body, -1, NULL);
+  assert_int_equal(r.status, 201);
+  assert_true(valid_utf8((const unsigned char *)r.body, r.len));
+  cJSON *doc = cJSON_Parse(r.body);
+  assert_non_null(doc);
+  assert_string_equal(jget(doc, "user")->valuestring,
+                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  cJSON_Delete(doc);
+  http_free(&r);
+  /* Raw UTF-8 in the body is cut the same way, and a name that fits
+   * keeps its last character whole. */
+  body = "{\"user\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\"}";
+  r = http(srv, "POST", "/session", body, -1, NULL);
+  assert_int_equal(r.status, 201);
+  assert_true(valid_utf8((const unsigned char *)r.body, r.len));
+  doc = cJSON_Parse(r.body);
+  assert_string_equal(jget(doc, "user")->valuestring,
+                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9");
+  cJSON_Delete(doc);
+  http_free(&r);
+}
+
 static void nothing_changed_after_all_that(void **state) {
   (void)state;
   expect_error("PATCH", "/api/flags", "{\"echo.leak_tree\": 1, \"x\": 1}", -1, NULL, 400);
@@ -190,6 +218,7 @@ int main(void) {
       cmocka_unit_test(an_unknown_path_is_a_404),
       cmocka_unit_test(a_body_over_the_limit_is_a_413),
       cmocka_unit_test(garbage_query_strings_are_a_400),
+      cmocka_unit_test(a_long_user_name_is_cut_on_a_character_boundary),
       cmocka_unit_test(nothing_changed_after_all_that),
       cmocka_unit_test(the_server_stops_on_sigterm_with_status_0),
   };
