@@ -3,8 +3,10 @@
 #include "core/shm.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -74,28 +76,44 @@ void srv_shm_mutex_lock(pthread_mutex_t *m) {
 
 void srv_shm_mutex_unlock(pthread_mutex_t *m) { pthread_mutex_unlock(m); }
 
-void srv_shm_slot_write(_Atomic uint64_t *seq, _Atomic uint64_t *w,
+void srv_shm_slot_begin(srv_shm_slot_head_t *h, uint64_t tag) {
+  atomic_store_explicit(&h->writer, (uint64_t)getpid(), memory_order_relaxed);
+  atomic_store_explicit(&h->seq, 2 * tag - 1, memory_order_release);
+}
+
+void srv_shm_slot_write(srv_shm_slot_head_t *h, _Atomic uint64_t *w,
                         const void *src, size_t n, uint64_t tag) {
   /* A seqlock with atomic data words and no fences (TSan knows no
    * fences): each release store keeps the odd sequence before it, each
    * acquire load in the reader keeps the second sequence read after it. */
-  atomic_store_explicit(seq, 2 * tag - 1, memory_order_relaxed);
+  if (atomic_load_explicit(&h->seq, memory_order_relaxed) != 2 * tag - 1 ||
+      atomic_load_explicit(&h->writer, memory_order_relaxed) != (uint64_t)getpid())
+    srv_shm_slot_begin(h, tag);
   const unsigned char *b = src;
   for (size_t i = 0; i * 8 < n; i++) {
     uint64_t v = 0;
     memcpy(&v, b + i * 8, n - i * 8 < 8 ? n - i * 8 : 8);
     atomic_store_explicit(&w[i], v, memory_order_release);
   }
-  atomic_store_explicit(seq, 2 * tag, memory_order_release);
+  atomic_store_explicit(&h->seq, 2 * tag, memory_order_release);
 }
 
-bool srv_shm_slot_read(_Atomic uint64_t *seq, _Atomic uint64_t *w, void *dst,
+bool srv_shm_slot_read(srv_shm_slot_head_t *h, _Atomic uint64_t *w, void *dst,
                        size_t n, uint64_t tag) {
-  if (atomic_load_explicit(seq, memory_order_acquire) != 2 * tag) return false;
+  if (atomic_load_explicit(&h->seq, memory_order_acquire) != 2 * tag) return false;
   unsigned char *b = dst;
   for (size_t i = 0; i * 8 < n; i++) {
     uint64_t v = atomic_load_explicit(&w[i], memory_order_acquire);
     memcpy(b + i * 8, &v, n - i * 8 < 8 ? n - i * 8 : 8);
   }
-  return atomic_load_explicit(seq, memory_order_relaxed) == 2 * tag;
+  return atomic_load_explicit(&h->seq, memory_order_relaxed) == 2 * tag;
+}
+
+bool srv_shm_slot_abandoned(srv_shm_slot_head_t *h, uint64_t tag) {
+  if (atomic_load_explicit(&h->seq, memory_order_acquire) != 2 * tag - 1)
+    return false;
+  pid_t pid = (pid_t)atomic_load_explicit(&h->writer, memory_order_relaxed);
+  /* A writer that exists (or is not ours to signal) may still finish; a
+   * dead one's zombie counts as existing until its parent reaps it. */
+  return pid > 0 && kill(pid, 0) < 0 && errno == ESRCH;
 }

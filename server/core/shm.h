@@ -40,20 +40,35 @@ void srv_shm_mutex_unlock(pthread_mutex_t *m);
 
 /* Words a record of `type` takes in a sequenced slot. */
 #define SRV_SHM_WORDS(type) ((sizeof(type) + 7) / 8)
-/* A sequenced slot for records of `type`: seq is 2*tag while the slot
- * holds record `tag`, odd while it is being written. */
+
+/* The head of a sequenced slot: seq is 2*tag while the slot holds record
+ * `tag`, 2*tag - 1 while it is being written; writer is the pid of the
+ * process that writes it, so a reader can tell a slot being written from
+ * one a killed process left half-written. */
+typedef struct srv_shm_slot_head {
+  _Atomic uint64_t seq;
+  _Atomic uint64_t writer;
+} srv_shm_slot_head_t;
+
+/* A sequenced slot for records of `type`. */
 #define SRV_SHM_SLOT(name, type)                                             \
   struct name {                                                              \
-    _Atomic uint64_t seq;                                                    \
+    srv_shm_slot_head_t head;                                                \
     _Atomic uint64_t w[SRV_SHM_WORDS(type)];                                 \
   }
 
+/* Start writing record `tag` (>= 1): the slot reads as being written by
+ * this process until srv_shm_slot_write finishes it. */
+void srv_shm_slot_begin(srv_shm_slot_head_t *h, uint64_t tag);
 /* Write record `tag` (>= 1) of n bytes into a sequenced slot. */
-void srv_shm_slot_write(_Atomic uint64_t *seq, _Atomic uint64_t *w,
+void srv_shm_slot_write(srv_shm_slot_head_t *h, _Atomic uint64_t *w,
                         const void *src, size_t n, uint64_t tag);
 /* Read record `tag` from a sequenced slot; false if the slot holds another
  * record or is being written. */
-bool srv_shm_slot_read(_Atomic uint64_t *seq, _Atomic uint64_t *w,
+bool srv_shm_slot_read(srv_shm_slot_head_t *h, _Atomic uint64_t *w,
                        void *dst, size_t n, uint64_t tag);
+/* Whether the slot was left half-written with record `tag` by a process
+ * that no longer exists: it will never be finished. */
+bool srv_shm_slot_abandoned(srv_shm_slot_head_t *h, uint64_t tag);
 
 #endif /* SRV_SHM_H */

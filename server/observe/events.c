@@ -50,11 +50,11 @@ static uint64_t srv__events_put(srv_event_t *ev) {
                                   ? srv_workers_self.generation
                                   : atomic_load(&srv_workers->generation));
   struct srv_event_slot *slot = &srv__eb->events[(seq - 1) % SRV_EVENTS_MAX];
-  srv_shm_slot_write(&slot->seq, slot->w, ev, sizeof *ev, seq);
+  srv_shm_slot_write(&slot->head, slot->w, ev, sizeof *ev, seq);
   if (ev->type != SRV_EVENT_heap_error) {
     uint64_t i = atomic_fetch_add(&srv__eb->life_n, 1) + 1;
     slot = &srv__eb->life[(i - 1) % SRV_LIFE_MAX];
-    srv_shm_slot_write(&slot->seq, slot->w, ev, sizeof *ev, i);
+    srv_shm_slot_write(&slot->head, slot->w, ev, sizeof *ev, i);
   }
   return seq;
 }
@@ -112,7 +112,7 @@ uint64_t srv_events_last(void) { return atomic_load(&srv__eb->event_n); }
 bool srv_events_get(uint64_t seq, srv_event_t *out) {
   if (!seq || seq > srv_events_last()) return false;
   struct srv_event_slot *slot = &srv__eb->events[(seq - 1) % SRV_EVENTS_MAX];
-  return srv_shm_slot_read(&slot->seq, slot->w, out, sizeof *out, seq);
+  return srv_shm_slot_read(&slot->head, slot->w, out, sizeof *out, seq);
 }
 
 uint64_t srv_events_first(uint64_t last) {
@@ -129,10 +129,49 @@ size_t srv_events_lifecycle(uint64_t after, uint64_t before, size_t max,
    * logged at the same instant may be swapped, no more). */
   for (; i <= n && k < max; i++) {
     struct srv_event_slot *slot = &srv__eb->life[(i - 1) % SRV_LIFE_MAX];
-    if (!srv_shm_slot_read(&slot->seq, slot->w, &ev, sizeof ev, i)) continue;
+    if (!srv_shm_slot_read(&slot->head, slot->w, &ev, sizeof ev, i)) continue;
     if (ev.seq <= after || ev.seq >= before) continue;
     fn(&ev, ctx);
     k++;
   }
   return k;
+}
+
+void srv_events_walk(uint64_t since, uint64_t last, size_t limit,
+                     srv_events_fn fn, void *ctx, srv_events_walked_t *out) {
+  *out = (srv_events_walked_t){0, 0};
+  if (since >= last || !limit) return;
+  uint64_t first = srv_events_first(last);
+  uint64_t start = since + 1 > first ? since + 1 : first;
+  /* Heap errors can come by the thousand a second and overwrite the ring;
+   * flag changes, recycles, sheds and crashes among them are kept apart
+   * and sent first, in order. */
+  uint64_t kept = 0;
+  if (start > since + 1) {
+    kept = srv_events_lifecycle(since, start, limit, fn, ctx);
+    out->sent = kept;
+    out->dropped = start - since - 1 - kept;
+  }
+  srv_event_t ev;
+  for (uint64_t seq = start; seq <= last && out->sent < limit; seq++) {
+    if (srv_events_get(seq, &ev)) {
+      out->sent++;
+      fn(&ev, ctx);
+      continue;
+    }
+    struct srv_event_slot *slot = &srv__eb->events[(seq - 1) % SRV_EVENTS_MAX];
+    if (srv_shm_slot_abandoned(&slot->head, seq)) {
+      out->dropped++;
+      continue;
+    }
+    if (seq + SRV_EVENTS_MAX / 2 > last) break; /* still being written */
+    out->dropped++;                              /* overwritten meanwhile */
+  }
+}
+
+uint64_t srv_events_abandon_next(void) {
+  uint64_t seq = atomic_fetch_add(&srv__eb->event_n, 1) + 1;
+  struct srv_event_slot *slot = &srv__eb->events[(seq - 1) % SRV_EVENTS_MAX];
+  srv_shm_slot_begin(&slot->head, seq);
+  return seq;
 }

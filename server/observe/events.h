@@ -72,6 +72,25 @@ typedef void (*srv_events_fn)(const srv_event_t *ev, void *ctx);
  * many. They outlive the heap errors that overwrite the main ring. */
 size_t srv_events_lifecycle(uint64_t after, uint64_t before, size_t max,
                             srv_events_fn fn, void *ctx);
+/* What srv_events_walk did. */
+typedef struct srv_events_walked {
+  size_t sent;              /* events passed to fn */
+  uint64_t dropped;         /* events after `since` that are gone: heap
+                               errors the ring lost, and slots a writer
+                               killed mid-write left unfinished */
+} srv_events_walked_t;
+
+/* Call fn, oldest first, for at most `limit` events after `since` and
+ * up to `last` (srv_events_last, read by the caller before):
+ * lifecycle events the main ring lost first (kept in their own ring),
+ * then the main ring, stopping at a slot still being written (the next
+ * walk picks it up) and skipping one a dead writer abandoned. */
+void srv_events_walk(uint64_t since, uint64_t last, size_t limit,
+                     srv_events_fn fn, void *ctx, srv_events_walked_t *out);
+/* Claim the next sequence number and start writing its slot without
+ * finishing it, then return the number: what a writer killed in the
+ * middle leaves behind. For the tests that play that writer. */
+uint64_t srv_events_abandon_next(void);
 /* Name of an event type ("heap_error", "flags", ...). */
 const char *srv_events_type_name(uint32_t type);
 

@@ -192,7 +192,7 @@ bool srv_hist_sample(void) {
 
   uint64_t tag = n + 1;
   struct srv_sample_slot *slot = &srv__hb->hist[(tag - 1) % srv__hb->hist_len];
-  srv_shm_slot_write(&slot->seq, slot->w, &s, sizeof s, tag);
+  srv_shm_slot_write(&slot->head, slot->w, &s, sizeof s, tag);
   atomic_store(&srv__hb->hist_n, tag);
   srv_shm_mutex_unlock(&srv__hb->sample_lock);
   return true;
@@ -204,7 +204,7 @@ bool srv_hist_get(uint64_t n, srv_sample_t *out) {
   uint64_t last = srv_hist_count();
   if (!n || n > last || last - n >= srv__hb->hist_len) return false;
   struct srv_sample_slot *slot = &srv__hb->hist[(n - 1) % srv__hb->hist_len];
-  return srv_shm_slot_read(&slot->seq, slot->w, out, sizeof *out, n);
+  return srv_shm_slot_read(&slot->head, slot->w, out, sizeof *out, n);
 }
 
 double srv_hist_rate(void) {

@@ -320,32 +320,15 @@ void srv_jsonapi_events(srv_req_t *rq) {
       !srv_http_query_u64(rq, "limit", 1, SRV_EVENTS_MAX, &limit))
     return;
   uint64_t last = srv_events_last();
-  uint64_t first = srv_events_first(last);
-  uint64_t start = since + 1 > first ? since + 1 : first;
   srv_json_t j;
   srv_http_json_init(rq, &j);
   srv_json_obj(&j, NULL);
   srv_json_u64(&j, "last_seq", last);
   srv_json_arr(&j, "events");
-  /* Heap errors can come by the thousand a second and overwrite the ring;
-   * flag changes, recycles, sheds and crashes among them are kept apart
-   * and sent first, in order. */
-  uint64_t sent = 0, kept = 0;
-  if (start > since + 1)
-    kept = sent = srv_events_lifecycle(since, start, limit, srv__event_json, &j);
-  srv_event_t *ev = lab_malloc_named(sizeof *ev, "events.copy");
-  for (uint64_t seq = start; seq <= last && sent < limit; seq++) {
-    if (!srv_events_get(seq, ev)) {
-      if (seq + SRV_EVENTS_MAX / 2 > last) break; /* still being written */
-      continue;                                   /* overwritten meanwhile */
-    }
-    sent++;
-    srv__event_json(ev, &j);
-  }
-  lab_free(ev);
+  srv_events_walked_t w;
+  srv_events_walk(since, last, (size_t)limit, srv__event_json, &j, &w);
   srv_json_end(&j);
-  /* Events after `since` that are gone: heap errors the ring lost. */
-  srv_json_u64(&j, "dropped", start > since + 1 ? start - since - 1 - kept : 0);
+  srv_json_u64(&j, "dropped", w.dropped);
   srv_json_end(&j);
   srv_http_send_json(rq, 200, &j);
 }

@@ -158,6 +158,27 @@ static void events_begin_with_the_worker_start(void **state) {
   cJSON_Delete(doc);
 }
 
+/* A client that asks for what comes after the last possible sequence
+ * number gets nothing, not everything from the start again. */
+static void events_since_the_largest_number_are_none(void **state) {
+  (void)state;
+  cJSON *doc = http_json(srv, "GET", "/api/events?since=18446744073709551615",
+                         NULL, NULL);
+  assert_int_equal(cJSON_GetArraySize(jget(doc, "events")), 0);
+  assert_int_equal(jnum(doc, "dropped"), 0);
+  assert_true(jnum(doc, "last_seq") >= 1);
+  cJSON_Delete(doc);
+  /* since = last_seq: nothing new either. */
+  doc = http_json(srv, "GET", "/api/events?since=0", NULL, NULL);
+  char path[64];
+  snprintf(path, sizeof path, "/api/events?since=%.0f", jnum(doc, "last_seq"));
+  cJSON_Delete(doc);
+  doc = http_json(srv, "GET", path, NULL, NULL);
+  assert_int_equal(cJSON_GetArraySize(jget(doc, "events")), 0);
+  assert_int_equal(jnum(doc, "dropped"), 0);
+  cJSON_Delete(doc);
+}
+
 static void hello_greets_by_name(void **state) {
   (void)state;
   http_resp_t r = http(srv, "GET", "/hello?name=ada", NULL, 0, NULL);
@@ -338,6 +359,7 @@ int main(void) {
       cmocka_unit_test(flags_lists_every_fault_and_guard_with_its_description),
       cmocka_unit_test(leaks_lists_live_sites_with_their_route),
       cmocka_unit_test(events_begin_with_the_worker_start),
+      cmocka_unit_test(events_since_the_largest_number_are_none),
       cmocka_unit_test(hello_greets_by_name),
       cmocka_unit_test(echo_answers_a_document_made_from_the_body),
       cmocka_unit_test(session_post_creates_one_and_get_finds_it),
