@@ -351,8 +351,13 @@ static void srv__body_append(srv_req_t *rq, const char *data, size_t n) {
     return;
   }
   if (rq->body_len + n + 1 > rq->body_cap) {
+    /* Double from 1 KiB, to at most what Content-Length announced (when it
+     * still holds), so a body that arrives as promised ends in a block of
+     * its exact size. */
+    size_t need = rq->body_len + n + 1;
     size_t cap = rq->body_cap ? rq->body_cap * 2 : 1024;
-    while (cap < rq->body_len + n + 1) cap *= 2;
+    while (cap < need) cap *= 2;
+    if (rq->body_want + 1 >= need && cap > rq->body_want + 1) cap = rq->body_want + 1;
     char *p = lab_try_realloc_at(rq->body, cap, &srv__body_site);
     if (!p) {
       rq->body_too_big = true;
@@ -404,9 +409,11 @@ static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
       if (n > srv__cfg.max_body) {
         rq->body_too_big = true;
         srv__dispatch(rq); /* 413 now, before the body is read */
-      } else if (n) {
-        rq->body = lab_try_malloc_at((size_t)n + 1, &srv__body_site);
-        rq->body_cap = rq->body ? (size_t)n + 1 : 0;
+      } else {
+        /* Only remembered: memory follows the bytes that arrive, not the
+         * bytes a client promises (400 idle promises of 1 MiB were 400 MiB
+         * of heap before a byte came). */
+        rq->body_want = (size_t)n;
       }
     }
     lab_scope_enter(NULL);

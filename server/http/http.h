@@ -46,6 +46,7 @@ typedef struct srv_req {
   char *body;               /* request body, NUL-terminated, or NULL */
   size_t body_len;          /* its length */
   size_t body_cap;          /* bytes allocated for it */
+  size_t body_want;         /* what Content-Length announced (0: none) */
   bool body_too_big;        /* more than max_body arrived */
   const char *refuse;       /* set by a begin hook: answer 503 with this
                                message, and read and drop the body */

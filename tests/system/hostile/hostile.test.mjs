@@ -80,6 +80,42 @@ test("an oversized body gets 413 with a JSON error, before it is sent", async ()
   assert.ok(await healthy());
 });
 
+test("bodies promised but not sent take no memory", async (t) => {
+  // 400 clients each announce a 1 MiB body and send its first byte only.
+  // Memory must follow the bytes received, not the bytes promised: before,
+  // each got a 1 MiB buffer the moment its headers were in (400 MiB).
+  // A server of its own, with the default --request-timeout (10 s), so
+  // the connections are still pending when it is measured.
+  const own = await startLeaklab([], {name: "promised", waitMs: 10000});
+  const st = async () => (await fetch(`${own.url}/api/stats`)).json();
+  try {
+    const idle = await st();
+    const N = 400;
+    const socks = [];
+    for (let i = 0; i < N; i++) {
+      const s = connect(own.port, "127.0.0.1");
+      s.on("error", () => {});
+      await new Promise((r) => s.on("connect", r));
+      s.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+              "Content-Length: 1048576\r\n\r\n[");
+      socks.push(s);
+    }
+    // Every first byte has arrived once body_bytes counts them all.
+    await waitFor("the 400 first bytes to arrive", async () =>
+      (await st()).counters.body_bytes >= idle.counters.body_bytes + N, 8000);
+    const busy = await st();
+    const grown = busy.process.rss_bytes - idle.process.rss_bytes;
+    const live = busy.heap.live_bytes - idle.heap.live_bytes;
+    for (const s of socks) s.destroy();
+    t.diagnostic(`${N} pending 1 MiB promises: RSS +${grown} bytes, live +${live} bytes`);
+    assert.ok(live < 4 * 1024 * 1024, `live bytes grew by ${live} for ${N} one-byte bodies`);
+    assert.ok(grown < 16 * 1024 * 1024, `RSS grew by ${grown} for ${N} one-byte bodies`);
+    assert.ok(await (await fetch(`${own.url}/healthz`)).ok);
+  } finally {
+    assert.deepEqual(await own.stop(), {code: 0, signal: null});
+  }
+});
+
 test("garbage instead of HTTP gets 400 or a closed connection", async () => {
   let seed = 7;
   const bytes = Buffer.alloc(4096, 0).map(() => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff);
