@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -142,9 +143,19 @@ static void recycling_by_requests_under_load_drops_no_request(void **state) {
   uint64_t since = last_event(srv);
   double pid0 = stat_num(srv, "worker/pid");
   double total0 = stat_num(srv, "requests/total");
-  unsigned hist0 = history_samples(srv, NULL, NULL);
+  /* The first worker's first sample, which every later worker keeps. */
+  uint64_t first0 = 0, last0 = 0;
+  unsigned hist0 = 0;
+  for (int i = 0; i < 500 && !hist0; i++) {
+    if (i) sleep_ms(20);
+    hist0 = history_samples(srv, &first0, &last0);
+  }
+  assert_true(hist0 > 0);
 
   load(CLIENTS, PER_CLIENT);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t t_loaded = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 
   /* The flags are those set in the first generation. */
   char *flags1 = flag_values(srv);
@@ -199,13 +210,21 @@ static void recycling_by_requests_under_load_drops_no_request(void **state) {
   assert_int_equal(in_events, recycles);
   assert_non_null(strstr(msg, "guard.recycle_requests"));
   assert_int_equal(events_of(srv, since, "crash", NULL, 0), 0);
-  /* One history across the generations, still in time order. */
-  uint64_t t0, t1;
-  unsigned hist1 = history_samples(srv, &t0, &t1);
-  /* The serving worker samples from its handover on. */
-  if (hist1 <= hist0 + recycles / 2)
-    fail_msg("%u samples before, %u after %g recycles", hist0, hist1, recycles);
-  assert_true(t1 > t0);
+  /* One history across the generations, still in time order: the first
+   * worker's samples are kept, and the worker serving after the last
+   * handover samples into the same history. (How many workers of a
+   * 20 ms life got to sample depends on the machine's load: the count is
+   * no test.) */
+  uint64_t t0 = 0, t1 = 0;
+  unsigned hist1 = 0;
+  for (int i = 0; i < 500 && t1 <= t_loaded; i++) {
+    if (i) sleep_ms(20);
+    hist1 = history_samples(srv, &t0, &t1);
+  }
+  print_message("%u samples before, %u after %g recycles\n", hist0, hist1, recycles);
+  assert_int_equal(t0, first0);
+  assert_true(t1 > t_loaded);
+  assert_true(hist1 > hist0);
 }
 
 static void recycling_by_rss_replaces_the_worker_past_the_limit(void **state) {
