@@ -169,7 +169,8 @@ function addSample(s) {
 
 /* ---- charts ---- */
 
-const MARK_COLOURS = {flags: "#7b1fa2", recycle: "#2e7d32", shed: "#b26a00", crash: "#c62828"};
+const MARK_COLOURS = {flags: "#7b1fa2", recycle: "#2e7d32", shed: "#b26a00", crash: "#c62828",
+                      conns: "#455a64"};
 
 function markersPlugin() {
   return {
@@ -320,11 +321,16 @@ function noteRates(stats) {
 
 function showSummary(stats) {
   const p = stats.process || {}, h = stats.heap || {}, w = stats.worker || {}, g = stats.guards || {}, r = stats.requests || {};
+  const c = stats.counters || {};
+  // Connections refused at the accept, and closed for holding a slot
+  // without using it (idle, trickling, or idle the longest when full).
+  const closed = (c.conns_evicted ?? 0) + (c.conns_idle_closed ?? 0) + (c.request_timeouts ?? 0);
   const errors = stats.errors ? Object.values(stats.errors).reduce((a, b) => a + b, 0) : 0;
   $("#summary").textContent =
     `heap ${h.backend || "?"} · RSS ${bytes(p.rss_bytes)} · live ${bytes(h.live_bytes)} in ${h.live_blocks ?? "–"} blocks · ` +
     `${rate(r.rate_per_s ?? 0)} req/s · worker #${w.generation ?? "–"} (pid ${w.pid ?? "–"}) · ` +
-    `errors caught ${errors} · recycles ${g.recycles ?? 0} · shed ${g.shed_requests ?? 0}`;
+    `errors caught ${errors} · recycles ${g.recycles ?? 0} · shed ${g.shed_requests ?? 0} · ` +
+    `connections refused ${c.conns_refused ?? 0}, closed ${closed}`;
 }
 
 async function pollFast() {

@@ -20,7 +20,10 @@
 #include "http/conns.h"
 #include "http/reqstats.h"
 
-static struct MHD_Daemon *srv__daemon;
+static struct MHD_Daemon *srv__daemon; /* --port */
+static struct MHD_Daemon *srv__admin;  /* --admin-port, or NULL */
+/* The daemons' closure values, telling the two apart. */
+static char srv__main_tag, srv__admin_tag;
 static srv_http_config_t srv__cfg;
 static size_t srv__token_len;
 
@@ -376,7 +379,6 @@ static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
                                    const char *version,
                                    const char *upload_data,
                                    size_t *upload_size, void **con_cls) {
-  (void)cls;
   (void)version;
   srv_req_t *rq = *con_cls;
   if (!rq) {
@@ -392,7 +394,11 @@ static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
     rq->cn = ci ? ci->socket_context : NULL;
     rq->url = url;
     rq->route = srv_route_match(url);
+    /* The admin port serves the observer only. */
+    if (cls == &srv__admin_tag && !srv_route_has(rq->route, SRV_ROUTE_ADMIN))
+      rq->route = SRV_ROUTE_OTHER;
     rq->method = srv_route_method(method);
+    srv_conns_request(rq->cn);
     rq->scope = lab_scope_open(srv_route_path(rq->route));
     *con_cls = rq;
     atomic_fetch_add(&srv__started, 1);
@@ -462,35 +468,46 @@ static void srv__completed(void *cls, struct MHD_Connection *conn,
 static void srv__connection(void *cls, struct MHD_Connection *conn,
                             void **socket_ctx,
                             enum MHD_ConnectionNotificationCode toe) {
-  (void)cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    *socket_ctx = srv_conns_open(ci ? ci->connect_fd : -1);
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *socket_ctx = srv_conns_open(ci ? ci->connect_fd : -1,
+                                 ai ? ai->client_addr : NULL,
+                                 cls == &srv__admin_tag);
   } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
     srv_conns_close(*socket_ctx);
     *socket_ctx = NULL;
   }
 }
 
-int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
-  srv__cfg = *cfg;
-  srv__name_sites();
-  srv__token_len = cfg->admin_token ? strlen(cfg->admin_token) : 0;
+/* The main port's accept policy: the per-client limit, and room at
+ * --max-conns (conns.h). */
+static enum MHD_Result srv__accept(void *cls, const struct sockaddr *addr,
+                                   socklen_t len) {
+  (void)cls;
+  return srv_conns_admit(addr, len) ? MHD_YES : MHD_NO;
+}
+
+/* Start one daemon on a listening socket. */
+static struct MHD_Daemon *srv__start_daemon(int fd, unsigned threads,
+                                            unsigned limit, unsigned timeout_s,
+                                            char *tag, bool policy) {
   struct MHD_OptionItem ops[9];
   int k = 0;
-  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL};
+  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
                                      (intptr_t)srv__completed, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
-                                     (intptr_t)srv__connection, NULL};
+                                     (intptr_t)srv__connection, tag};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-                                     (intptr_t)cfg->max_conns, NULL};
+                                     (intptr_t)limit, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-                                     (intptr_t)cfg->timeout_s, NULL};
-  if (cfg->threads > 1)
+                                     (intptr_t)timeout_s, NULL};
+  if (threads > 1)
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
-                                       (intptr_t)cfg->threads, NULL};
+                                       (intptr_t)threads, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
   /* poll(), not epoll. With an epoll thread pool, MHD_quiesce_daemon
    * removes the listening socket from each pool thread's epoll set and
@@ -499,17 +516,39 @@ int srv_http_start(const srv_http_config_t *cfg, int listen_fd) {
    * old worker in the middle of a handover. With poll() a quiesced thread
    * just leaves the socket out of its next poll set; MHD_USE_ITC wakes it
    * to do so. (On 64 connections poll() is no slower: BENCHMARKS.md.) */
-  srv__daemon = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC,
-                                 0, NULL, NULL, srv__access, NULL,
-                                 MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
-  if (!srv__daemon) {
-    fprintf(stderr, "leaklab: libmicrohttpd would not start\n");
+  return MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC, 0,
+                          policy ? srv__accept : NULL, NULL, srv__access, tag,
+                          MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+}
+
+int srv_http_start(const srv_http_config_t *cfg, int listen_fd, int admin_fd) {
+  srv__cfg = *cfg;
+  srv__name_sites();
+  srv__token_len = cfg->admin_token ? strlen(cfg->admin_token) : 0;
+  srv_conns_config_t cc = {
+      .deadline_s = cfg->request_timeout_s,
+      .head_timeout_s = cfg->header_timeout_s,
+      .max_conns = cfg->max_conns,
+      .per_client = cfg->max_conns_per_client,
+  };
+  if (srv_conns_start(&cc)) {
+    fprintf(stderr, "leaklab: cannot start the connection reaper thread\n");
     return SRV_EIO;
   }
-  if (srv_conns_start(cfg->request_timeout_s)) {
-    fprintf(stderr, "leaklab: cannot start the request-deadline thread\n");
-    MHD_stop_daemon(srv__daemon);
+  /* libmicrohttpd's own limit leaves room above --max-conns for the
+   * connections the accept policy closes to make room, which go only
+   * once libmicrohttpd sees them end. */
+  srv__daemon = srv__start_daemon(listen_fd, cfg->threads,
+                                  cfg->max_conns + SRV_HTTP_EVICT_ROOM,
+                                  cfg->timeout_s, &srv__main_tag, true);
+  if (srv__daemon && admin_fd >= 0)
+    srv__admin = srv__start_daemon(admin_fd, 1, SRV_HTTP_ADMIN_CONNS,
+                                   cfg->timeout_s, &srv__admin_tag, false);
+  if (!srv__daemon || (admin_fd >= 0 && !srv__admin)) {
+    fprintf(stderr, "leaklab: libmicrohttpd would not start\n");
+    if (srv__daemon) MHD_stop_daemon(srv__daemon);
     srv__daemon = NULL;
+    srv_conns_stop();
     return SRV_EIO;
   }
   return SRV_OK;
@@ -528,6 +567,7 @@ void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
    * this worker accepted, and what its open connections still send, it
    * answers with Connection: close. */
   MHD_socket ls = MHD_quiesce_daemon(srv__daemon);
+  MHD_socket as = srv__admin ? MHD_quiesce_daemon(srv__admin) : MHD_INVALID_SOCKET;
   for (;;) {
     uint64_t now = srv_clock_mono_ns();
     if (!srv_conns_count()) break;
@@ -550,8 +590,11 @@ void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
   d.requests = atomic_load(&srv__started) - begun;
   MHD_stop_daemon(srv__daemon);
   srv__daemon = NULL;
+  if (srv__admin) MHD_stop_daemon(srv__admin);
+  srv__admin = NULL;
   srv_conns_stop();
-  /* The caller owns a quiesced socket, and may close it only now. */
+  /* The caller owns the quiesced sockets, and may close them only now. */
   if (ls != MHD_INVALID_SOCKET) close(ls);
+  if (as != MHD_INVALID_SOCKET) close(as);
   if (out) *out = d;
 }

@@ -31,6 +31,8 @@ typedef struct srv_http_config {
   unsigned max_conns;       /* connection limit */
   unsigned timeout_s;       /* idle connection timeout */
   unsigned request_timeout_s; /* a request must arrive within this (conns.h) */
+  unsigned header_timeout_s; /* a first head within this of the accept */
+  unsigned max_conns_per_client; /* connections from one address */
   size_t max_body;          /* request body limit (413 beyond) */
   const char *admin_token;  /* bearer token for flag changes, or NULL */
 } srv_http_config_t;
@@ -80,8 +82,15 @@ int srv_http_add_hooks(const srv_http_hooks_t *h);
  * (message on stderr). */
 int srv_http_listen(const char *addr, unsigned port, int *fd,
                     unsigned *actual);
-/* Start the daemon on a listening socket; SRV_EIO on failure. */
-int srv_http_start(const srv_http_config_t *cfg, int listen_fd);
+#define SRV_HTTP_EVICT_ROOM 64  /* libmicrohttpd's limit above max_conns */
+#define SRV_HTTP_ADMIN_CONNS 16 /* connections the admin port serves */
+
+/* Start the daemon on a listening socket, and, if admin_fd >= 0, the admin
+ * daemon on that one: one thread, SRV_HTTP_ADMIN_CONNS connections, the
+ * routes with SRV_ROUTE_ADMIN only, outside the per-client limit and
+ * --max-conns, so no flood on the main port blinds the observer. SRV_EIO
+ * on failure. */
+int srv_http_start(const srv_http_config_t *cfg, int listen_fd, int admin_fd);
 /* What a drain did. */
 typedef struct srv_http_drain {
   uint64_t ms;              /* how long it took */
@@ -89,9 +98,9 @@ typedef struct srv_http_drain {
   bool timed_out;           /* max_ms ran out */
 } srv_http_drain_t;
 
-/* Stop gracefully: stop accepting (MHD_quiesce_daemon: the socket's queue
- * is left to whoever else listens on it), answer every request still
- * received with Connection: close, and stop the daemon once no
+/* Stop gracefully: stop accepting on both ports (MHD_quiesce_daemon: a
+ * socket's queue is left to whoever else listens on it), answer every
+ * request still received with Connection: close, and stop once no
  * connection is open, or only idle ones are and nothing happened for
  * idle_ms, or after max_ms. Fills *out if not NULL. */
 void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out);

@@ -21,6 +21,7 @@
 
 /* Route options. */
 #define SRV_ROUTE_SHEDDABLE 1u /* a guard may refuse it under load */
+#define SRV_ROUTE_ADMIN 2u     /* also served on the admin port */
 
 struct srv_req;
 /* Answers one request (sends a response with srv_http_send*). */

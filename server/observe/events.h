@@ -23,7 +23,8 @@
   X(flags, "flags changed")                                                 \
   X(shed, "app requests shed over the memory budget")                       \
   X(recycle, "a worker was recycled")                                       \
-  X(crash, "a worker crashed")
+  X(crash, "a worker crashed")                                              \
+  X(conns, "connections refused or closed to protect the server")
 
 typedef enum srv_event_type {
 #define SRV__EVENT_ENUM(name, desc) SRV_EVENT_##name,

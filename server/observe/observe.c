@@ -4,6 +4,7 @@
 #include <dash/assets.h>
 
 #include "core/err.h"
+#include "http/conns.h"
 #include "observe/events.h"
 #include "observe/flags.h"
 #include "observe/hist.h"
@@ -29,21 +30,30 @@ static void srv__count_request(srv_req_t *rq, uint64_t latency_ns) {
   srv_workers_count_request();
 }
 
+/* Every route of the observer is served on the admin port too. */
+#define A SRV_ROUTE_ADMIN
 static const srv_route_def_t srv__routes[] = {
-    {"root", "/", SRV_M_GET, srv_observe_page, 0, srv__is_asset},
-    {"healthz", "/healthz", SRV_M_GET, srv_jsonapi_healthz, 0, NULL},
-    {"stats", "/api/stats", SRV_M_GET, srv_jsonapi_stats, 0, NULL},
-    {"history", "/api/history", SRV_M_GET, srv_jsonapi_history, 0, NULL},
+    {"root", "/", SRV_M_GET, srv_observe_page, A, srv__is_asset},
+    {"healthz", "/healthz", SRV_M_GET, srv_jsonapi_healthz, A, NULL},
+    {"stats", "/api/stats", SRV_M_GET, srv_jsonapi_stats, A, NULL},
+    {"history", "/api/history", SRV_M_GET, srv_jsonapi_history, A, NULL},
     {"flags", "/api/flags", SRV_M_GET | SRV_M_PATCH | SRV_M_POST,
-     srv_jsonapi_flags, 0, NULL},
-    {"flags_reset", "/api/flags/reset", SRV_M_POST, srv_jsonapi_flags_reset, 0,
+     srv_jsonapi_flags, A, NULL},
+    {"flags_reset", "/api/flags/reset", SRV_M_POST, srv_jsonapi_flags_reset, A,
      NULL},
-    {"leaks", "/api/leaks", SRV_M_GET, srv_jsonapi_leaks, 0, NULL},
-    {"events", "/api/events", SRV_M_GET, srv_jsonapi_events, 0, NULL},
-    {"metrics", "/metrics", SRV_M_GET, srv_metrics_handle, 0, NULL},
+    {"leaks", "/api/leaks", SRV_M_GET, srv_jsonapi_leaks, A, NULL},
+    {"events", "/api/events", SRV_M_GET, srv_jsonapi_events, A, NULL},
+    {"metrics", "/metrics", SRV_M_GET, srv_metrics_handle, A, NULL},
 };
+#undef A
+
+/* Refused and closed connections, as one event a second at most. */
+static void srv__conns_notice(const char *text) {
+  srv_events_log(SRV_EVENT_conns, "%s", text);
+}
 
 int srv_observe_setup(uint32_t hist_len, uint32_t sample_ms) {
+  srv_conns_set_notice(srv__conns_notice);
   int err = srv_workers_setup();
   if (!err) err = srv_flags_setup();
   if (!err) err = srv_events_setup();

@@ -45,7 +45,7 @@ void srv_cli_usage(FILE *f) {
     snprintf(left, sizeof left, "--%s%s%s", o->lname, o->meta ? " " : "",
              o->meta ? o->meta : "");
     fprintf(f, "  %-24s %s", left, o->help);
-    if (o->type != SRV_OPT_FLAG && o->def[0])
+    if (o->type != SRV_OPT_FLAG && o->type != SRV_OPT_PORT && o->def[0])
       fprintf(f, " (default %s)", o->def);
     fprintf(f, "\n  %-24s env %s\n", "", o->env);
   }
@@ -107,6 +107,11 @@ static void srv__store_SRV_OPT_FLAG(bool *p, unsigned long long n, bool b,
   (void)n, (void)v;
   *p = b;
 }
+static void srv__store_SRV_OPT_PORT(int *p, unsigned long long n, bool b,
+                                    const char *v) {
+  (void)b;
+  *p = v && *v ? (int)n : -1;
+}
 static void srv__store_SRV_OPT_STR(const char **p, unsigned long long n,
                                    bool b, const char *v) {
   (void)n, (void)b;
@@ -149,6 +154,14 @@ static int srv__set(srv_cfg_t *cfg, int id, const char *val,
     else {
       fprintf(stderr, "leaklab: %s: expected 1/true/yes or 0/false/no, not '%s'\n",
               from, val);
+      return SRV_EINVAL;
+    }
+    break;
+  case SRV_OPT_PORT:
+    if (val && *val &&
+        (srv__number(val, false, &n) || n < o->min || n > o->max)) {
+      fprintf(stderr, "leaklab: %s: '%s' is not a port from %llu to %llu\n",
+              from, val, o->min, o->max);
       return SRV_EINVAL;
     }
     break;

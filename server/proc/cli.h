@@ -15,7 +15,8 @@ typedef enum srv_opt_type {
   SRV_OPT_SIZE, /* bytes, with an optional k/M/G suffix */
   SRV_OPT_STR,  /* text */
   SRV_OPT_HEAP, /* lab or libc */
-  SRV_OPT_FLAG  /* on when given (env: 1/true/yes or 0/false/no) */
+  SRV_OPT_FLAG, /* on when given (env: 1/true/yes or 0/false/no) */
+  SRV_OPT_PORT  /* a TCP port 0..65535 (0: any free one), or "" for none */
 } srv_opt_type_t;
 
 /* X(long name, field, type, metavar, default, min, max, env, help) */
@@ -43,6 +44,22 @@ typedef enum srv_opt_type {
     "LEAKLAB_REQUEST_TIMEOUT",                                               \
     "seconds a request may take to arrive whole from its first byte, "      \
     "however slowly it trickles in (408 and close beyond; 0 = no limit)")   \
+  X("header-timeout", header_timeout_s, SRV_OPT_UINT, "S", "5", 0, 86400,   \
+    "LEAKLAB_HEADER_TIMEOUT",                                                \
+    "seconds a new connection may take to send its first request head, "     \
+    "from the accept: 408 and close if part of it came, a plain close if "   \
+    "nothing did (0 = no limit)")                                            \
+  X("max-conns-per-client", max_conns_per_client, SRV_OPT_UINT, "N", "256",  \
+    0, 1000000, "LEAKLAB_MAX_CONNS_PER_CLIENT",                              \
+    "most connections from one client address; more are closed at once "    \
+    "(0 = no limit)")                                                        \
+  X("admin-port", admin_port, SRV_OPT_PORT, "N", "", 0, 65535,               \
+    "LEAKLAB_ADMIN_PORT",                                                    \
+    "also serve the dashboard, /healthz, /api/* and /metrics (not the demo " \
+    "app) on this port of the same address, with 16 connections of its own " \
+    "that no flood on --port can take; 0 picks a free one (default: none)")  \
+  X("admin-port-file", admin_port_file, SRV_OPT_STR, "PATH", "", 0, 0,       \
+    "LEAKLAB_ADMIN_PORT_FILE", "write the admin port to PATH once listening") \
   X("max-body", max_body, SRV_OPT_SIZE, "N", "1M", 0, 1073741824,            \
     "LEAKLAB_MAX_BODY", "largest request body in bytes (k/M/G suffixes); 413 beyond") \
   X("single-process", single_process, SRV_OPT_FLAG, NULL, "0", 0, 1,         \
@@ -63,6 +80,10 @@ typedef struct srv_cfg {
   unsigned max_conns;       /* --max-conns */
   unsigned timeout_s;       /* --timeout */
   unsigned request_timeout_s; /* --request-timeout */
+  unsigned header_timeout_s; /* --header-timeout */
+  unsigned max_conns_per_client; /* --max-conns-per-client */
+  int admin_port;           /* --admin-port (-1 = none) */
+  const char *admin_port_file; /* --admin-port-file ("" = none) */
   size_t max_body;          /* --max-body */
   bool single_process;      /* --single-process */
   const char *port_file;    /* --port-file ("" = none) */

@@ -55,18 +55,22 @@ int main(int argc, char **argv) {
     srv_shm_destroy();
     return 1;
   }
-  int fd;
-  unsigned port;
-  if (srv_http_listen(cfg.bind, cfg.port, &fd, &port)) {
+  srv_worker_socks_t socks = {.fd = -1, .admin_fd = -1};
+  if (srv_http_listen(cfg.bind, cfg.port, &socks.fd, &socks.port) ||
+      (cfg.admin_port >= 0 &&
+       srv_http_listen(cfg.bind, (unsigned)cfg.admin_port, &socks.admin_fd,
+                       &socks.admin_port))) {
+    if (socks.fd >= 0) close(socks.fd);
     srv_shm_destroy();
     return 1;
   }
   if (cfg.single_process) {
     srv_worker_opts_t o = {.generation = 1, .ready_fd = -1};
-    rc = srv_worker_run(&cfg, fd, port, &o);
+    rc = srv_worker_run(&cfg, &socks, &o);
   } else {
-    rc = srv_super_run(&cfg, fd, port);
-    close(fd);
+    rc = srv_super_run(&cfg, &socks);
+    close(socks.fd);
+    if (socks.admin_fd >= 0) close(socks.admin_fd);
   }
   srv_shm_destroy();
   return rc;

@@ -54,8 +54,7 @@ typedef struct srv__worker {
 
 typedef struct srv__sup {
   const srv_cfg_t *cfg;
-  int listen_fd;
-  unsigned port;
+  const srv_worker_socks_t *socks;
   int sfd;                  /* signalfd: SIGINT, SIGTERM, SIGHUP, SIGUSR1,
                                SIGCHLD */
   srv__worker_t w[SRV__MAX_WORKERS];
@@ -112,7 +111,7 @@ static void srv__worker_main(srv__sup_t *s, int ready[2], uint64_t gen) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != (pid_t)srv_workers->supervisor_pid) _exit(1);
   srv_worker_opts_t o = {.generation = gen, .ready_fd = ready[1]};
-  exit(srv_worker_run(s->cfg, s->listen_fd, s->port, &o));
+  exit(srv_worker_run(s->cfg, s->socks, &o));
 }
 
 /* Fork the next worker; why says what it replaces, or is NULL. */
@@ -197,11 +196,8 @@ static void srv__promote(srv__sup_t *s, srv__worker_t *w) {
   }
   if (!s->ever_ready) {
     s->ever_ready = true;
-    srv_worker_announce(s->cfg, s->port);
-    if (s->cfg->port_file[0] &&
-        srv_worker_port_file(s->cfg->port_file, s->port)) {
-      fprintf(stderr, "leaklab: cannot write the port file %s: %m\n",
-              s->cfg->port_file);
+    srv_worker_announce(s->cfg, s->socks);
+    if (srv_worker_port_files(s->cfg, s->socks)) {
       s->exit_code = 1;
       srv__shutdown(s, 0);
     }
@@ -374,12 +370,11 @@ static void srv__tick(srv__sup_t *s) {
   if (!srv__spawn(s, why)) s->recycle_at = now + s->backoff_ms;
 }
 
-int srv_super_run(const srv_cfg_t *cfg, int listen_fd, unsigned port) {
+int srv_super_run(const srv_cfg_t *cfg, const srv_worker_socks_t *socks) {
   srv__sup_t s;
   memset(&s, 0, sizeof s);
   s.cfg = cfg;
-  s.listen_fd = listen_fd;
-  s.port = port;
+  s.socks = socks;
   s.backoff_ms = SRV_SUPER_BACKOFF_MIN_MS;
   s.handover_ms = SRV_SUPER_TICK_MS;
   for (int i = 0; i < SRV__MAX_WORKERS; i++) s.w[i].ready_fd = -1;

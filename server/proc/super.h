@@ -14,6 +14,7 @@
 #define SRV_SUPER_H
 
 #include "proc/cli.h"
+#include "proc/worker.h"
 
 #define SRV_SUPER_TICK_MS 20          /* polling interval */
 #define SRV_SUPER_BACKOFF_MIN_MS 100  /* first restart delay after a crash */
@@ -25,9 +26,9 @@
 /* Register the supervisor's counter (crashes); before the first fork.
  * SRV_ENOMEM. */
 int srv_super_setup(void);
-/* Run the supervisor on listen_fd (bound to `port`) until SIGINT or
+/* Run the supervisor on the listening sockets until SIGINT or
  * SIGTERM, which the caller must have blocked (with SIGHUP); returns the
  * exit status: 0, or 1 if the first worker could not start. */
-int srv_super_run(const srv_cfg_t *cfg, int listen_fd, unsigned port);
+int srv_super_run(const srv_cfg_t *cfg, const srv_worker_socks_t *socks);
 
 #endif /* SRV_SUPER_H */

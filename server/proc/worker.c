@@ -30,17 +30,42 @@ int srv_worker_port_file(const char *path, unsigned port) {
   return SRV_OK;
 }
 
-void srv_worker_announce(const srv_cfg_t *cfg, unsigned port) {
+int srv_worker_port_files(const srv_cfg_t *cfg, const srv_worker_socks_t *socks) {
+  if (cfg->port_file[0] && srv_worker_port_file(cfg->port_file, socks->port)) {
+    fprintf(stderr, "leaklab: cannot write the port file %s: %m\n",
+            cfg->port_file);
+    return SRV_EIO;
+  }
+  if (socks->admin_fd >= 0 && cfg->admin_port_file[0] &&
+      srv_worker_port_file(cfg->admin_port_file, socks->admin_port)) {
+    fprintf(stderr, "leaklab: cannot write the admin port file %s: %m\n",
+            cfg->admin_port_file);
+    return SRV_EIO;
+  }
+  return SRV_OK;
+}
+
+void srv_worker_announce(const srv_cfg_t *cfg, const srv_worker_socks_t *socks) {
   bool v6 = strchr(cfg->bind, ':') != NULL;
+  if (socks->admin_fd >= 0)
+    fprintf(stderr, "leaklab: the observer also on http://%s%s%s:%u\n",
+            v6 ? "[" : "", cfg->bind, v6 ? "]" : "", socks->admin_port);
   fprintf(stderr, "leaklab: listening on http://%s%s%s:%u (heap %s, %u thread%s%s)\n",
-          v6 ? "[" : "", cfg->bind, v6 ? "]" : "", port,
+          v6 ? "[" : "", cfg->bind, v6 ? "]" : "", socks->port,
           cfg->heap == LAB_BACKEND_LIBC ? "libc" : "lab", cfg->threads,
           cfg->threads == 1 ? "" : "s",
           cfg->single_process ? ", single process" : "");
 }
 
-int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
+/* Close the listening sockets (a worker that cannot serve). */
+static void srv__close_socks(const srv_worker_socks_t *socks) {
+  close(socks->fd);
+  if (socks->admin_fd >= 0) close(socks->admin_fd);
+}
+
+int srv_worker_run(const srv_cfg_t *cfg, const srv_worker_socks_t *socks,
                    const srv_worker_opts_t *opts) {
+  unsigned port = socks->port;
   bool alone = opts->ready_fd < 0;
   srv_workers_become(opts->generation);
 
@@ -50,7 +75,7 @@ int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
   int err = lab_init(&lc);
   if (err) {
     fprintf(stderr, "leaklab: heap would not start: %s\n", lab_strerror(err));
-    close(listen_fd);
+    srv__close_socks(socks);
     return 1;
   }
   lab_cjson_install();
@@ -63,7 +88,7 @@ int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
 
   if (srv_hist_start()) {
     fprintf(stderr, "leaklab: cannot start the sampler thread\n");
-    close(listen_fd);
+    srv__close_socks(socks);
     return 1;
   }
   srv_http_config_t hc = {
@@ -71,12 +96,14 @@ int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
       .max_conns = cfg->max_conns,
       .timeout_s = cfg->timeout_s,
       .request_timeout_s = cfg->request_timeout_s,
+      .header_timeout_s = cfg->header_timeout_s,
+      .max_conns_per_client = cfg->max_conns_per_client,
       .max_body = cfg->max_body,
       .admin_token = cfg->admin_token[0] ? cfg->admin_token : NULL,
   };
-  if (srv_http_start(&hc, listen_fd)) {
+  if (srv_http_start(&hc, socks->fd, socks->admin_fd)) {
     srv_hist_stop();
-    close(listen_fd);
+    srv__close_socks(socks);
     return 1;
   }
   srv_events_log(SRV_EVENT_start,
@@ -87,15 +114,11 @@ int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
                  cfg->threads == 1 ? "" : "s");
   int rc = 0;
   if (alone) {
-    srv_worker_announce(cfg, port);
+    srv_worker_announce(cfg, socks);
     fprintf(stderr, "leaklab: single process: no supervisor, so "
                     "guard.recycle_rss_bytes and guard.recycle_requests "
                     "have no effect and a crash is not restarted\n");
-    if (cfg->port_file[0] && srv_worker_port_file(cfg->port_file, port)) {
-      fprintf(stderr, "leaklab: cannot write the port file %s: %m\n",
-              cfg->port_file);
-      rc = 1;
-    }
+    if (srv_worker_port_files(cfg, socks)) rc = 1;
   } else {
     /* Tell the supervisor this worker serves: it then stops the old one. */
     char one = 1;

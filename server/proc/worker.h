@@ -19,16 +19,27 @@ typedef struct srv_worker_opts {
                                byte once the worker serves; -1 alone */
 } srv_worker_opts_t;
 
-/* Serve on listen_fd (bound to `port`) until SIGTERM (and SIGINT when
- * alone, ready_fd < 0), which the caller must have blocked in every
- * thread; then drain and return the exit status. Alone, the worker is
- * the serving worker from the start and writes the port file. */
-int srv_worker_run(const srv_cfg_t *cfg, int listen_fd, unsigned port,
+/* The listening sockets every worker serves on. */
+typedef struct srv_worker_socks {
+  int fd;                   /* --port's socket */
+  unsigned port;            /* the port it is bound to */
+  int admin_fd;             /* --admin-port's socket, or -1 */
+  unsigned admin_port;      /* its port */
+} srv_worker_socks_t;
+
+/* Serve on the sockets until SIGTERM (and SIGINT when alone, ready_fd <
+ * 0), which the caller must have blocked in every thread; then drain and
+ * return the exit status. Alone, the worker is the serving worker from
+ * the start and writes the port files. */
+int srv_worker_run(const srv_cfg_t *cfg, const srv_worker_socks_t *socks,
                    const srv_worker_opts_t *opts);
 
 /* Write the port to path atomically (a temporary file renamed); SRV_EIO. */
 int srv_worker_port_file(const char *path, unsigned port);
+/* Write --port-file and --admin-port-file, as they are asked for;
+ * SRV_EIO (message on stderr). */
+int srv_worker_port_files(const srv_cfg_t *cfg, const srv_worker_socks_t *socks);
 /* Print the "listening on" line to stderr. */
-void srv_worker_announce(const srv_cfg_t *cfg, unsigned port);
+void srv_worker_announce(const srv_cfg_t *cfg, const srv_worker_socks_t *socks);
 
 #endif /* SRV_WORKER_H */

@@ -3,6 +3,7 @@
 // Run by ctest (see CMakeLists.txt) with LEAKLAB_BIN and ARTIFACTS set.
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
+import {connect} from "node:net";
 import {mkdirSync} from "node:fs";
 import {tmpdir} from "node:os";
 import {join} from "node:path";
@@ -69,6 +70,27 @@ test("the page loads and draws its charts with no console errors", async () => {
   assert.equal(await page.locator("#chart-sites canvas").count(), 1);
   assert.equal(await page.locator("#chart-rps canvas").count(), 1);
   assert.deepEqual(consoleErrors, []);
+});
+
+test("connections refused at the per-client limit show in the summary", async () => {
+  // 300 idle connections from another loopback address than the page's:
+  // 256 are held, the rest refused at once.
+  const port = Number(new URL(base).port);
+  const socks = Array.from({length: 300}, () => {
+    const s = connect({port, host: "127.0.0.1", localAddress: "127.0.0.2"});
+    s.on("error", () => {});
+    return s;
+  });
+  try {
+    const refused = await waitFor("the refusals to be counted", async () => {
+      const n = (await json("/api/stats")).counters.conns_refused;
+      return n >= 44 && n;
+    });
+    await waitFor("the summary to show them", async () =>
+      (await page.textContent("#summary")).includes(`connections refused ${refused}`));
+  } finally {
+    for (const s of socks) s.destroy();
+  }
 });
 
 test("a fault switched on from the page shows in /api/flags", async () => {

@@ -43,7 +43,8 @@ function raw(chunks, {ms = 5000, gapMs = 0, end = true} = {}) {
 }
 
 before(async () => {
-  server = await startLeaklab(["--timeout", "2", "--request-timeout", "2", "--max-conns", "4096"],
+  server = await startLeaklab(["--timeout", "2", "--request-timeout", "2", "--max-conns", "4096",
+                               "--max-conns-per-client", "0"],
                               {name: "hostile", waitMs: 10000});
   port = server.port;
   // Warm every path once, so the baseline includes what is made once.
@@ -86,7 +87,7 @@ test("bodies promised but not sent take no memory", async (t) => {
   // each got a 1 MiB buffer the moment its headers were in (400 MiB).
   // A server of its own, with the default --request-timeout (10 s), so
   // the connections are still pending when it is measured.
-  const own = await startLeaklab([], {name: "promised", waitMs: 10000});
+  const own = await startLeaklab(["--max-conns-per-client", "0"], {name: "promised", waitMs: 10000});
   const st = async () => (await fetch(`${own.url}/api/stats`)).json();
   try {
     const idle = await st();
