@@ -133,11 +133,11 @@ static void a_record_written_to_a_slot_reads_back_whole(void **state) {
   struct rec_slot s;
   memset(&s, 0, sizeof s);
   rec_t in = {0x0102030405060708ull, 0xa1b2c3d4u, "abcdef"}, out;
-  srv_shm_slot_write(&s.seq, s.w, &in, sizeof in, 5);
+  srv_shm_slot_write(&s.head, s.w, &in, sizeof in, 5);
   memset(&out, 0xee, sizeof out);
-  assert_true(srv_shm_slot_read(&s.seq, s.w, &out, sizeof out, 5));
+  assert_true(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 5));
   assert_memory_equal(&in, &out, sizeof in);
-  assert_int_equal(atomic_load(&s.seq), 10);
+  assert_int_equal(atomic_load(&s.head.seq), 10);
 }
 
 static void a_read_for_another_tag_returns_false(void **state) {
@@ -145,13 +145,13 @@ static void a_read_for_another_tag_returns_false(void **state) {
   struct rec_slot s;
   memset(&s, 0, sizeof s);
   rec_t in = {1, 2, "x"}, out;
-  srv_shm_slot_write(&s.seq, s.w, &in, sizeof in, 3);
-  assert_false(srv_shm_slot_read(&s.seq, s.w, &out, sizeof out, 2));
-  assert_false(srv_shm_slot_read(&s.seq, s.w, &out, sizeof out, 4));
+  srv_shm_slot_write(&s.head, s.w, &in, sizeof in, 3);
+  assert_false(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 2));
+  assert_false(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 4));
   /* Overwritten by a newer record: the old tag is gone. */
-  srv_shm_slot_write(&s.seq, s.w, &in, sizeof in, 3 + 64);
-  assert_false(srv_shm_slot_read(&s.seq, s.w, &out, sizeof out, 3));
-  assert_true(srv_shm_slot_read(&s.seq, s.w, &out, sizeof out, 3 + 64));
+  srv_shm_slot_write(&s.head, s.w, &in, sizeof in, 3 + 64);
+  assert_false(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 3));
+  assert_true(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 3 + 64));
 }
 
 static void a_slot_being_written_is_not_read(void **state) {
@@ -159,13 +159,49 @@ static void a_slot_being_written_is_not_read(void **state) {
   struct rec_slot s;
   memset(&s, 0, sizeof s);
   rec_t in = {1, 2, "x"}, out;
-  srv_shm_slot_write(&s.seq, s.w, &in, sizeof in, 7);
-  /* What a writer that died mid-write leaves: an odd sequence. */
-  atomic_store(&s.seq, 2 * 7 - 1);
-  assert_false(srv_shm_slot_read(&s.seq, s.w, &out, sizeof out, 7));
-  /* The next write replaces it. */
-  srv_shm_slot_write(&s.seq, s.w, &in, sizeof in, 7);
-  assert_true(srv_shm_slot_read(&s.seq, s.w, &out, sizeof out, 7));
+  srv_shm_slot_write(&s.head, s.w, &in, sizeof in, 7);
+  srv_shm_slot_begin(&s.head, 8); /* odd: record 8 on its way */
+  assert_int_equal(atomic_load(&s.head.seq), 15);
+  assert_false(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 7));
+  assert_false(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 8));
+  srv_shm_slot_write(&s.head, s.w, &in, sizeof in, 8);
+  assert_true(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 8));
+}
+
+static void a_slot_being_written_by_a_live_process_is_not_abandoned(
+    void **state) {
+  (void)state;
+  struct rec_slot s;
+  memset(&s, 0, sizeof s);
+  srv_shm_slot_begin(&s.head, 3);
+  assert_false(srv_shm_slot_abandoned(&s.head, 3));
+  rec_t in = {1, 2, "x"};
+  srv_shm_slot_write(&s.head, s.w, &in, sizeof in, 3);
+  assert_false(srv_shm_slot_abandoned(&s.head, 3));
+}
+
+static void a_slot_left_half_written_by_a_dead_process_is_abandoned(
+    void **state) {
+  (void)state;
+  assert_int_equal(srv_shm_create(1 << 16), SRV_OK);
+  struct rec_slot *s = srv_shm_alloc(sizeof *s);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    srv_shm_slot_begin(&s->head, 4);
+    _exit(0); /* killed mid-write, as it were */
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(srv_shm_slot_abandoned(&s->head, 4));
+  assert_false(srv_shm_slot_abandoned(&s->head, 5)); /* another record */
+  rec_t in = {9, 9, "y"}, out;
+  assert_false(srv_shm_slot_read(&s->head, s->w, &out, sizeof out, 4));
+  /* The next writer takes the slot over. */
+  srv_shm_slot_write(&s->head, s->w, &in, sizeof in, 4);
+  assert_true(srv_shm_slot_read(&s->head, s->w, &out, sizeof out, 4));
+  assert_false(srv_shm_slot_abandoned(&s->head, 4));
 }
 
 static void an_empty_slot_holds_no_record(void **state) {
@@ -173,7 +209,7 @@ static void an_empty_slot_holds_no_record(void **state) {
   struct rec_slot s;
   memset(&s, 0, sizeof s);
   rec_t out;
-  assert_false(srv_shm_slot_read(&s.seq, s.w, &out, sizeof out, 1));
+  assert_false(srv_shm_slot_read(&s.head, s.w, &out, sizeof out, 1));
 }
 
 /* The module's invariant: destroying the region forgets every block. */
@@ -211,6 +247,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_record_written_to_a_slot_reads_back_whole),
     cmocka_unit_test(a_read_for_another_tag_returns_false),
     cmocka_unit_test(a_slot_being_written_is_not_read),
+    cmocka_unit_test(a_slot_being_written_by_a_live_process_is_not_abandoned),
+    cmocka_unit_test_teardown(
+        a_slot_left_half_written_by_a_dead_process_is_abandoned,
+        destroy_region),
     cmocka_unit_test(an_empty_slot_holds_no_record),
     cmocka_unit_test_teardown(after_destroy_a_new_region_starts_empty,
                               destroy_region),
