@@ -170,8 +170,8 @@ static void taking_an_empty_buffer_gives_an_empty_string(void **state) {
   size_t len = 99;
   char *s = srv_buf_take(&b, &len);
   assert_non_null(s);
-  assert_string_equal(s, "");
   assert_int_equal(len, 0);
+  assert_int_equal((unsigned char)s[0], 0); /* not printed: no NUL to stop */
   assert_null(b.data);
   lab_free(s);
 }
