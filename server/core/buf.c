@@ -22,6 +22,7 @@ int srv_buf_reserve(srv_buf_t *b, size_t more) {
     b->failed = true;
     return SRV_ENOMEM;
   }
+  if (!b->data) p[0] = '\0'; /* a fresh block is text from the start */
   b->data = p;
   b->cap = cap;
   return SRV_OK;

@@ -64,7 +64,8 @@ void srv_json_i64(srv_json_t *j, const char *key, int64_t v) {
 void srv_json_f64(srv_json_t *j, const char *key, double v) {
   srv__json_key(j, key);
   if (!isfinite(v)) srv_buf_puts(&j->buf, "null");
-  else if (v == (double)(int64_t)v && fabs(v) < 9e15)
+  /* The range first: converting a double beyond int64_t is undefined. */
+  else if (fabs(v) < 9e15 && v == (double)(int64_t)v)
     srv_buf_printf(&j->buf, "%" PRId64, (int64_t)v);
   else srv_buf_printf(&j->buf, "%.6g", v);
 }

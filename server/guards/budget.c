@@ -38,7 +38,7 @@ unsigned srv_budget_level(uint64_t live, uint64_t budget) {
   if (!budget) return 0;
   /* Compared in double: no overflow for any budget. */
   double l = (double)live * 100.0;
-  return l > (double)budget * 100 ? 2 : l > (double)budget * 95 ? 1 : 0;
+  return l > (double)budget * 100 ? 2 : l >= (double)budget * 95 ? 1 : 0;
 }
 
 /* Whether to shed at this level; logs the crossings as shed events. */

@@ -50,8 +50,11 @@ int srv_flags_setup(void) {
 
 int srv_flags_register(const srv_flag_def_t *defs, int n, srv_flag_t *first) {
   if (n < 0 || n > SRV_FLAGS_MAX - srv__nflags) return SRV_E2BIG;
-  for (int i = 0; i < n; i++)
-    if (srv_flags_find(defs[i].name) >= 0) return SRV_EINVAL;
+  for (int i = 0; i < n; i++) {
+    if (!defs[i].name || srv_flags_find(defs[i].name) >= 0) return SRV_EINVAL;
+    for (int k = 0; k < i; k++)
+      if (!strcmp(defs[k].name, defs[i].name)) return SRV_EINVAL;
+  }
   if (first) *first = srv__nflags;
   for (int i = 0; i < n; i++) {
     srv__flags[srv__nflags] = &defs[i];

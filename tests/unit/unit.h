@@ -1,11 +1,5 @@
 /* unit.h - what the server's unit tests share: the lab heap's figures for
- * leak checks, and a main() that keeps known bugs apart.
- *
- * Each file lists its tests in tests[]; a test that shows a bug not yet
- * fixed goes in known_bugs[] instead, so the file's suite stays green
- * while the bug stands and ctest runs each known bug on its own as a test
- * expected to fail (tests/unit/CMakeLists.txt). When one is fixed, its
- * ctest entry fails: move the test into tests[]. */
+ * leak checks, and main(). */
 #ifndef UNIT_H
 #define UNIT_H
 
@@ -38,16 +32,5 @@ static inline uint64_t unit_site_live_blocks(const lab_site_t *site) {
 #define UNIT_MAIN(group, tests)                                              \
   int main(void) { return cmocka_run_group_tests_name(group, tests, NULL, NULL); }
 
-/* main(): run tests[], or with "--known-bug NAME" that test of
- * known_bugs[] alone. */
-#define UNIT_MAIN_WITH_BUGS(group, tests, known_bugs)                        \
-  int main(int argc, char **argv) {                                          \
-    if (argc == 3 && !strcmp(argv[1], "--known-bug")) {                      \
-      cmocka_set_test_filter(argv[2]);                                       \
-      return cmocka_run_group_tests_name(group "_known_bugs", known_bugs,    \
-                                         NULL, NULL);                        \
-    }                                                                        \
-    return cmocka_run_group_tests_name(group, tests, NULL, NULL);            \
-  }
 
 #endif /* UNIT_H */
