@@ -366,10 +366,11 @@ char *lab_try_strdup_at(const char *s, const lab_site_t *site) {
   return d;
 }
 
-lab__hdr_t *lab__validate(const void *p, const lab_site_t *site, bool quiet) {
+lab__hdr_t *lab__validate(const void *p, const lab_site_t *site,
+                          lab__use_t use) {
   return lab__cfg.backend == LAB_BACKEND_LAB
-             ? lab__seg_validate(p, site, quiet)
-             : lab__libc_validate(p, site, quiet);
+             ? lab__seg_validate(p, site, use)
+             : lab__libc_validate(p, site, use);
 }
 
 size_t lab__size_of(const lab__hdr_t *h) {
@@ -402,7 +403,7 @@ void lab_free_at(void *p, const lab_site_t *site) {
   lab__heap_t *h = lab__tls_heap;
   if (LAB__LIKELY(h) && h->qn == h->qcap) /* the block about to leave */
     __builtin_prefetch(h->q[h->qhead]);
-  lab__hdr_t *b = lab__validate(p, site, false);
+  lab__hdr_t *b = lab__validate(p, site, LAB__USE_FREE);
   if (b) lab__free_hdr(b, lab__site_id(site), false);
 }
 
@@ -412,7 +413,7 @@ void *lab_try_realloc_at(void *p, size_t n, const lab_site_t *site) {
     lab_free_at(p, site);
     return NULL;
   }
-  lab__hdr_t *b = lab__validate(p, site, false);
+  lab__hdr_t *b = lab__validate(p, site, LAB__USE_REALLOC);
   if (!b) {
     errno = EINVAL;
     return NULL;
@@ -428,7 +429,7 @@ void *lab_try_realloc_at(void *p, size_t n, const lab_site_t *site) {
 
 size_t lab_usable_size(const void *p) {
   if (!p) return 0;
-  lab__hdr_t *b = lab__validate(p, NULL, true);
+  lab__hdr_t *b = lab__validate(p, NULL, LAB__USE_QUERY);
   return b ? lab__size_of(b) : 0;
 }
 
@@ -476,7 +477,7 @@ void *lab_realloc_at(void *p, size_t n, const lab_site_t *site) {
     lab_free_at(p, site);
     return NULL;
   }
-  if (!lab__validate(p, site, true)) /* reported below, once */
+  if (!lab__validate(p, site, LAB__USE_QUERY)) /* reported below, once */
     return lab_try_realloc_at(p, n, site);
   LAB__NEVER_NULL(lab_try_realloc_at(p, n, site), n);
 }

@@ -133,6 +133,21 @@ static inline long lab__fill_swap(void *p, size_t n, unsigned char was,
                         memory_order_relaxed)
 #define LAB__READ(ctr) atomic_load_explicit(&(ctr), memory_order_relaxed)
 
+/* What a pointer is handed to the heap for. It decides what a block that
+ * is already freed is reported as: freeing it again is a double free;
+ * any other use of it (realloc) is a use after free. */
+typedef enum lab__use {
+  LAB__USE_QUERY,   /* a question (lab_usable_size, lab_detach): no report */
+  LAB__USE_FREE,    /* lab_free: a freed block is a double free */
+  LAB__USE_REALLOC, /* lab_realloc: a freed block is a use after free */
+} lab__use_t;
+
+/* The fault a use of an already freed block is. */
+static inline lab_fault_t lab__freed_fault(lab__use_t use) {
+  return use == LAB__USE_FREE ? LAB_FAULT_double_free
+                              : LAB_FAULT_use_after_free;
+}
+
 /* ---- os.c: the only file that talks to the kernel ---- */
 
 /* Map n bytes of zeroed memory; NULL on failure (real or injected). */
@@ -252,10 +267,11 @@ int lab__seg_global_init(void);
  * user bytes zeroed or pattern-filled; returns its header (unset), NULL
  * on OOM. */
 lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero);
-/* Validate a pointer: its live header, or NULL (after reporting the
- * invalid or double free unless quiet). `site` is where it was seen. */
+/* Validate a pointer: its live header, or NULL (after reporting, unless
+ * `use` is a query, the invalid pointer or the freed block). `site` is
+ * where it was seen. */
 lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
-                              bool quiet);
+                              lab__use_t use);
 /* Free a validated block of `size` bytes: check the guard, poison it and
  * queue it in the heap's quarantine. */
 void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size);
@@ -275,9 +291,9 @@ size_t lab__seg_check_large(void);
 /* malloc-backed block with room for header and guard; NULL on OOM. */
 lab__hdr_t *lab__libc_alloc(size_t n, bool zero);
 /* Validate a pointer (best effort, from its header); NULL after
- * reporting unless quiet. */
+ * reporting, as lab__seg_validate. */
 lab__hdr_t *lab__libc_validate(const void *p, const lab_site_t *site,
-                               bool quiet);
+                               lab__use_t use);
 /* Free a validated block. */
 void lab__libc_free(lab__hdr_t *h, size_t size);
 /* Bytes libc has mapped (arena plus mmapped chunks). */
@@ -302,7 +318,8 @@ lab_scope_t *lab__scope_at(uint16_t id);
 /* Free a live block (used by scope reclaim, which already untagged it). */
 void lab__free_hdr(lab__hdr_t *h, uint16_t free_site, bool reclaimed);
 /* Validate p from either backend: live header or NULL. */
-lab__hdr_t *lab__validate(const void *p, const lab_site_t *site, bool quiet);
+lab__hdr_t *lab__validate(const void *p, const lab_site_t *site,
+                          lab__use_t use);
 /* Requested size of a live header's block. */
 size_t lab__size_of(const lab__hdr_t *h);
 

@@ -19,17 +19,17 @@ lab__hdr_t *lab__libc_alloc(size_t n, bool zero) {
 }
 
 lab__hdr_t *lab__libc_validate(const void *p, const lab_site_t *site,
-                               bool quiet) {
+                               lab__use_t use) {
   if ((uintptr_t)p & 15) goto invalid;
   lab__hdr_t *h = lab__hdr_of(p);
   if (h->canary == LAB__CANARY_LIVE) return h;
-  if (!quiet && h->canary == LAB__CANARY_FREE) {
-    lab__report(LAB_FAULT_double_free, h->site, (uint16_t)h->slot, h->size, p,
+  if (use != LAB__USE_QUERY && h->canary == LAB__CANARY_FREE) {
+    lab__report(lab__freed_fault(use), h->site, (uint16_t)h->slot, h->size, p,
                 site, 0);
     return NULL;
   }
 invalid:
-  if (!quiet) lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
+  if (use != LAB__USE_QUERY) lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
   return NULL;
 }
 

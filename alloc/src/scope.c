@@ -174,7 +174,7 @@ void lab__scope_remove(lab__hdr_t *h, size_t size) {
 }
 
 int lab_detach(void *p) {
-  lab__hdr_t *h = p ? lab__validate(p, NULL, true) : NULL;
+  lab__hdr_t *h = p ? lab__validate(p, NULL, LAB__USE_QUERY) : NULL;
   if (!h) return LAB_EINVAL;
   lab__scope_remove(h, lab__size_of(h));
   return LAB_OK;

@@ -409,10 +409,10 @@ static long lab__canary_damage(const lab__hdr_t *b) {
 
 /* Report a header that should be live and is not. */
 static void lab__misjudged(lab__hdr_t *b, const void *p,
-                           const lab_site_t *site) {
+                           const lab_site_t *site, lab__use_t use) {
   uint32_t c = b->canary;
   if (c == LAB__CANARY_QUAR || c == LAB__CANARY_FREE)
-    lab__report(LAB_FAULT_double_free, b->site, (uint16_t)b->slot,
+    lab__report(lab__freed_fault(use), b->site, (uint16_t)b->slot,
                 lab__seg_size(b), p, site, 0);
   else
     lab__report(LAB_FAULT_overflow, b->site, 0, 0, p, site,
@@ -421,14 +421,14 @@ static void lab__misjudged(lab__hdr_t *b, const void *p,
 
 /* Judge a header that should be live; NULL after reporting if not. */
 static inline lab__hdr_t *lab__judge(lab__hdr_t *b, const void *p,
-                                     const lab_site_t *site, bool quiet) {
+                                     const lab_site_t *site, lab__use_t use) {
   if (LAB__LIKELY(b->canary == LAB__CANARY_LIVE)) return b;
-  if (!quiet) lab__misjudged(b, p, site);
+  if (use != LAB__USE_QUERY) lab__misjudged(b, p, site, use);
   return NULL;
 }
 
 lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
-                              bool quiet) {
+                              lab__use_t use) {
   uintptr_t a = (uintptr_t)p;
   uint8_t kind = lab__segmap_get(a);
   if (LAB__LIKELY(kind == LAB__MAP_SMALL)) {
@@ -449,28 +449,29 @@ lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
     if (LAB__UNLIKELY(idx * pg->slot != off)) {
       lab__hdr_t *b = (lab__hdr_t *)(pg->start + idx * pg->slot);
       /* Interior pointer: name the block it points into, if live. */
-      if (!quiet)
+      if (use != LAB__USE_QUERY)
         lab__report(LAB_FAULT_invalid_free,
                     b->canary == LAB__CANARY_LIVE ? b->site : 0, 0,
                     b->canary == LAB__CANARY_LIVE ? b->size : 0, p, site,
                     (long)(a - (uintptr_t)lab__user_of(b)));
       return NULL;
     }
-    return lab__judge(lab__hdr_of(p), p, site, quiet);
+    return lab__judge(lab__hdr_of(p), p, site, use);
   }
   if (kind == LAB__MAP_LARGE) {
     lab__large_t *l = (lab__large_t *)(a & ~(uintptr_t)(LAB__SEG_SIZE - 1));
     lab__hdr_t *b = (lab__hdr_t *)((char *)l + LAB__LARGE_HDR - LAB__HDR_SIZE);
     if (a != (uintptr_t)lab__user_of(b)) {
-      if (!quiet)
+      if (use != LAB__USE_QUERY)
         lab__report(LAB_FAULT_invalid_free, b->site, 0, l->size, p, site,
                     (long)(a - (uintptr_t)lab__user_of(b)));
       return NULL;
     }
-    return lab__judge(b, p, site, quiet);
+    return lab__judge(b, p, site, use);
   }
 invalid:
-  if (!quiet) lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
+  if (use != LAB__USE_QUERY)
+    lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
   return NULL;
 }
 

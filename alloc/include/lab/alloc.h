@@ -49,7 +49,7 @@ const char *lab_strerror(int err);
   X(double_free, "double free: the block was already freed")               \
   X(invalid_free, "invalid free: not a pointer this heap returned")        \
   X(overflow, "overflow: guard bytes around the block were overwritten")   \
-  X(use_after_free, "write after free: a freed block was modified")
+  X(use_after_free, "use after free: a freed block was modified or reallocated")
 
 typedef enum lab_fault {
 #define LAB__FAULT_ENUM(name, desc) LAB_FAULT_##name,
@@ -151,7 +151,8 @@ void *lab_malloc_at(size_t n, const lab_site_t *site);
 /* Allocate count*size zeroed bytes; the product is overflow-checked. */
 void *lab_calloc_at(size_t count, size_t size, const lab_site_t *site);
 /* C's realloc: p == NULL is malloc; n == 0 frees p and returns NULL; the
- * lab backend always moves the block so stale pointers are caught. */
+ * lab backend always moves the block so stale pointers are caught. A p
+ * already freed is reported as a use after free and NULL returned. */
 void *lab_realloc_at(void *p, size_t n, const lab_site_t *site);
 /* Copy of a NUL-terminated string. */
 char *lab_strdup_at(const char *s, const lab_site_t *site);
@@ -185,8 +186,9 @@ typedef struct lab_event {
   const lab_site_t *free_site;   /* where the block was freed, or NULL */
   const void *ptr;               /* the pointer involved */
   size_t size;                   /* requested size of the block, or 0 */
-  long offset;                   /* overflow/write-after-free: first bad
-                                    byte relative to the block start */
+  long offset;                   /* overflow/use after free: first bad
+                                    byte relative to the block start (0
+                                    for a realloc of a freed block) */
 } lab_event_t;
 
 /* Called synchronously on the detecting thread; it must not free
