@@ -35,13 +35,36 @@
 typedef struct lab__hdr {
   uint32_t size;            /* requested bytes (LAB__SIZE_LARGE: see large) */
   uint16_t site;            /* allocation site id (0: unknown) */
-  _Atomic uint16_t scope;   /* scope id, 0 when in none */
+  _Atomic uint16_t scope;   /* scope id, 0 when in none,
+                               LAB__SCOPE_RECLAIMING once its scope's
+                               close took it to free */
   uint32_t slot;            /* index in the scope's block array; once freed,
                                the id of the freeing site */
-  uint32_t canary;          /* LAB__CANARY_* */
+  _Atomic uint32_t canary;  /* LAB__CANARY_*; only through lab__canary* */
 } lab__hdr_t;
 
 _Static_assert(sizeof(lab__hdr_t) == LAB__HDR_SIZE, "header is 16 bytes");
+
+/* Scope tag of a block its closing scope has taken to reclaim: whoever
+ * frees it after that moment lost the race to the reclaim. Never a
+ * scope id. */
+#define LAB__SCOPE_RECLAIMING UINT16_MAX
+
+/* The canary is read by threads other than the one that writes it: a
+ * free racing a reclaim, another thread's stale free, lab_check(). So it
+ * is atomic: relaxed loads where only its value matters (the same
+ * instruction as a plain load), release stores when a block is freed, and
+ * an acquire load before trusting what the freer wrote (slot: the free
+ * site). */
+static inline uint32_t lab__canary(const lab__hdr_t *b) {
+  return atomic_load_explicit(&b->canary, memory_order_relaxed);
+}
+static inline uint32_t lab__canary_acquire(const lab__hdr_t *b) {
+  return atomic_load_explicit(&b->canary, memory_order_acquire);
+}
+static inline void lab__canary_set(lab__hdr_t *b, uint32_t c) {
+  atomic_store_explicit(&b->canary, c, memory_order_release);
+}
 
 static inline lab__hdr_t *lab__hdr_of(const void *user) {
   return (lab__hdr_t *)((uintptr_t)user - LAB__HDR_SIZE);
@@ -305,8 +328,13 @@ uint64_t lab__libc_mapped(void);
 int lab__scope_reserve(lab_scope_t *s);
 /* Tag a fresh block with scope s (room reserved first). */
 void lab__scope_add(lab_scope_t *s, lab__hdr_t *h, size_t size);
-/* Remove a block from its scope, if it is in one. */
-void lab__scope_remove(lab__hdr_t *h, size_t size);
+/* Remove a live block from its scope, if it is in one, so the caller may
+ * free or detach it. False if its scope's close has taken it to reclaim
+ * (decided under the scope lock): the block is the reclaim's to free, and
+ * the caller must leave it alone. */
+bool lab__scope_remove(lab__hdr_t *h, size_t size);
+/* Id of the site reclaimed blocks are freed at. */
+uint16_t lab__scope_reclaim_site(void);
 /* The calling thread's current scope. */
 extern __thread lab_scope_t *lab__tls_scope;
 /* Bytes the scope pool holds (for overhead). */
@@ -315,7 +343,8 @@ uint64_t lab__scope_meta_bytes(void);
 /* The scope with this id, or NULL. */
 lab_scope_t *lab__scope_at(uint16_t id);
 
-/* Free a live block (used by scope reclaim, which already untagged it). */
+/* Free a live block that is in no scope (any more): callers take it out
+ * first with lab__scope_remove, scope reclaim by tagging it as reclaimed. */
 void lab__free_hdr(lab__hdr_t *h, uint16_t free_site, bool reclaimed);
 /* Validate p from either backend: live header or NULL. */
 lab__hdr_t *lab__validate(const void *p, const lab_site_t *site,

@@ -401,7 +401,7 @@ size_t lab__seg_size(const lab__hdr_t *b) {
 
 /* Offset of the damaged header byte nearest the block, for a bad canary. */
 static long lab__canary_damage(const lab__hdr_t *b) {
-  uint32_t want = LAB__CANARY_LIVE, got = b->canary;
+  uint32_t want = LAB__CANARY_LIVE, got = lab__canary(b);
   for (int j = 3; j >= 0; j--)
     if (((want >> (8 * j)) & 0xFF) != ((got >> (8 * j)) & 0xFF)) return j - 4;
   return -1;
@@ -410,7 +410,7 @@ static long lab__canary_damage(const lab__hdr_t *b) {
 /* Report a header that should be live and is not. */
 static void lab__misjudged(lab__hdr_t *b, const void *p,
                            const lab_site_t *site, lab__use_t use) {
-  uint32_t c = b->canary;
+  uint32_t c = lab__canary_acquire(b); /* then slot is the freer's */
   if (c == LAB__CANARY_QUAR || c == LAB__CANARY_FREE)
     lab__report(lab__freed_fault(use), b->site, (uint16_t)b->slot,
                 lab__seg_size(b), p, site, 0);
@@ -422,7 +422,7 @@ static void lab__misjudged(lab__hdr_t *b, const void *p,
 /* Judge a header that should be live; NULL after reporting if not. */
 static inline lab__hdr_t *lab__judge(lab__hdr_t *b, const void *p,
                                      const lab_site_t *site, lab__use_t use) {
-  if (LAB__LIKELY(b->canary == LAB__CANARY_LIVE)) return b;
+  if (LAB__LIKELY(lab__canary(b) == LAB__CANARY_LIVE)) return b;
   if (use != LAB__USE_QUERY) lab__misjudged(b, p, site, use);
   return NULL;
 }
@@ -449,10 +449,10 @@ lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
     if (LAB__UNLIKELY(idx * pg->slot != off)) {
       lab__hdr_t *b = (lab__hdr_t *)(pg->start + idx * pg->slot);
       /* Interior pointer: name the block it points into, if live. */
+      bool live = lab__canary(b) == LAB__CANARY_LIVE;
       if (use != LAB__USE_QUERY)
-        lab__report(LAB_FAULT_invalid_free,
-                    b->canary == LAB__CANARY_LIVE ? b->site : 0, 0,
-                    b->canary == LAB__CANARY_LIVE ? b->size : 0, p, site,
+        lab__report(LAB_FAULT_invalid_free, live ? b->site : 0, 0,
+                    live ? b->size : 0, p, site,
                     (long)(a - (uintptr_t)lab__user_of(b)));
       return NULL;
     }
@@ -479,7 +479,7 @@ invalid:
 
 /* Check a block leaving quarantine and hand it back to its page. */
 static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
-  if (b->canary != LAB__CANARY_QUAR) {
+  if (lab__canary(b) != LAB__CANARY_QUAR) {
     /* The header was written after free: keep the slot out of use. */
     lab__report(LAB_FAULT_use_after_free, 0, 0, 0, lab__user_of(b),
                 &lab__evict_site, -1);
@@ -506,7 +506,7 @@ static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
   }
   if (dirty > checked) /* the guard, or part of it */
     memset((char *)u + checked, LAB_FILL_ALLOC, dirty - checked);
-  b->canary = LAB__CANARY_FREE;
+  lab__canary_set(b, LAB__CANARY_FREE);
   lab__heap_t *o = pg->owner;
   if (o == h) {
     lab__page_put(h, pg, b);
@@ -534,14 +534,14 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
     lab__report(LAB_FAULT_overflow, b->site, 0, size, u,
                 lab__site_at((uint16_t)b->slot), (long)size + bad);
   if (LAB__UNLIKELY(size > LAB__SMALL_MAX)) {
-    b->canary = LAB__CANARY_FREE;
+    lab__canary_set(b, LAB__CANARY_FREE);
     if (lab__vg) VALGRIND_FREELIKE_BLOCK(u, 0);
     lab__large_free((lab__large_t *)((char *)b + LAB__HDR_SIZE -
                                      LAB__LARGE_HDR));
     return;
   }
   lab__fill(u, lab__fill_span(size), LAB_FILL_FREE);
-  b->canary = LAB__CANARY_QUAR;
+  lab__canary_set(b, LAB__CANARY_QUAR);
   if (lab__vg) VALGRIND_FREELIKE_BLOCK(u, 0);
   while (h->qn && (h->qn == h->qcap ||
                    LAB__READ(h->ctr.quarantine_bytes) + size > h->qmax))
@@ -581,7 +581,7 @@ void lab__seg_trim(lab__heap_t *h) {
 
 static size_t lab__check_block(lab__hdr_t *b, size_t max) {
   void *u = lab__user_of(b);
-  switch (b->canary) {
+  switch (lab__canary(b)) {
   case LAB__CANARY_LIVE: {
     size_t n = lab__seg_size(b);
     if (n > max) break; /* header damaged */

@@ -301,12 +301,15 @@ typedef struct lab_scope_report {
 
 /* Close s (it is no longer current anywhere after this). Fills *report (if
  * not NULL) with what was still live; with LAB_SCOPE_RECLAIM frees it, and
- * otherwise leaves it live and untagged. */
+ * otherwise leaves it live and untagged. Once the close has taken the
+ * blocks (lab_scope_usage then says 0), another thread's free of one of
+ * them is reported as a double free and skipped; each is freed once. */
 void lab_scope_close(lab_scope_t *s, unsigned flags,
                      lab_scope_report_t *report);
 
 /* Move a live block out of its scope so it outlives the request (e.g. a
- * cache entry). Returns LAB_EINVAL if p is not a live block of this heap. */
+ * cache entry). Returns LAB_EINVAL if p is not a live block of this heap
+ * (or its scope is closing and has taken it to reclaim). */
 int lab_detach(void *p);
 
 /* ---- Test hooks. ---- */
