@@ -304,7 +304,10 @@ size_t lab__seg_size(const lab__hdr_t *b);
 void lab__seg_flush(lab__heap_t *h);
 /* Return the heap's spare empty pages to the OS. */
 void lab__seg_trim(lab__heap_t *h);
-/* Check every block in the heap's pages and quarantine; returns findings. */
+/* Check the guards of the live blocks in the heap's pages and the poison
+ * of the blocks in its quarantine, wherever they live; returns findings.
+ * Only for the calling thread's heap or an abandoned one (under the heaps
+ * lock): blocks in other threads' quarantines are theirs to check. */
 size_t lab__seg_check(lab__heap_t *h);
 /* Check every large block; returns findings. */
 size_t lab__seg_check_large(void);

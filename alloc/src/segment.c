@@ -579,7 +579,19 @@ void lab__seg_trim(lab__heap_t *h) {
 
 /* ---- whole-heap check ---- */
 
-static size_t lab__check_block(lab__hdr_t *b, size_t max) {
+/* What lab_check may read without racing a writer: the guard of a live
+ * block, and the poison of a block in the quarantine of the heap being
+ * checked (its holder alone evicts it). Not the poison of a block that
+ * another thread's quarantine holds: that thread's eviction rewrites it
+ * while we read (checking those reported thousands of false writes after
+ * free); it checks the block itself when it evicts it. */
+
+/* A block of the heap being checked, or a large block: the guard of a
+ * live one. Only the owning heap's allocations (or a new mapping) make a
+ * slot live, and none run during the check, so a block that still reads
+ * live after its guard was read was live throughout: a finding on a block
+ * another thread freed meanwhile is dropped. */
+static size_t lab__check_slot(lab__hdr_t *b, size_t max) {
   void *u = lab__user_of(b);
   switch (lab__canary(b)) {
   case LAB__CANARY_LIVE: {
@@ -587,26 +599,38 @@ static size_t lab__check_block(lab__hdr_t *b, size_t max) {
     if (n > max) break; /* header damaged */
     long bad = lab__guard_check(u, n);
     if (bad < 0) return 0;
+    atomic_thread_fence(memory_order_acquire); /* the guard read first */
+    if (lab__canary(b) != LAB__CANARY_LIVE) return 0;
     lab__report(LAB_FAULT_overflow, b->site, 0, n, u, &lab__check_site,
                 (long)n + bad);
     return 1;
   }
-  case LAB__CANARY_QUAR: {
-    size_t n = b->size;
-    if (n > max) break;
-    if (lab__vg) VALGRIND_MAKE_MEM_DEFINED(u, n);
-    long bad = lab__fill_check(u, lab__fill_span(n), LAB_FILL_FREE);
-    if (lab__vg) VALGRIND_MAKE_MEM_NOACCESS(u, n);
-    if (bad < 0) return 0;
-    lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
-                &lab__check_site, bad);
-    return 1;
-  }
+  case LAB__CANARY_QUAR: /* checked by the quarantine that holds it */
   case LAB__CANARY_FREE:
     return 0;
   }
   lab__report(LAB_FAULT_overflow, 0, 0, 0, u, &lab__check_site,
               lab__canary_damage(b));
+  return 1;
+}
+
+/* A block in the checked heap's quarantine, on any heap's page: its
+ * poison, as its eviction will check it. */
+static size_t lab__check_quarantined(lab__hdr_t *b) {
+  void *u = lab__user_of(b);
+  size_t n = b->size;
+  if (lab__canary(b) != LAB__CANARY_QUAR ||
+      n > lab__page_of(b)->slot - LAB__BLOCK_OVERHEAD) {
+    /* The header was written after free. */
+    lab__report(LAB_FAULT_use_after_free, 0, 0, 0, u, &lab__check_site, -1);
+    return 1;
+  }
+  if (lab__vg) VALGRIND_MAKE_MEM_DEFINED(u, n);
+  long bad = lab__fill_check(u, lab__fill_span(n), LAB_FILL_FREE);
+  if (lab__vg) VALGRIND_MAKE_MEM_NOACCESS(u, n);
+  if (bad < 0) return 0;
+  lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
+              &lab__check_site, bad);
   return 1;
 }
 
@@ -618,10 +642,12 @@ size_t lab__seg_check(lab__heap_t *h) {
       if (pg->kind != LAB__UNIT_HEAD) continue;
       uint32_t carved = atomic_load_explicit(&pg->carved, memory_order_relaxed);
       for (uint32_t k = 0; k < carved; k++)
-        found += lab__check_block((lab__hdr_t *)(pg->start + (size_t)k * pg->slot),
-                                  pg->slot - LAB__BLOCK_OVERHEAD);
+        found += lab__check_slot((lab__hdr_t *)(pg->start + (size_t)k * pg->slot),
+                                 pg->slot - LAB__BLOCK_OVERHEAD);
     }
   }
+  for (uint32_t i = 0; i < h->qn; i++)
+    found += lab__check_quarantined(h->q[(h->qhead + i) & (h->qcap - 1)]);
   return found;
 }
 
@@ -629,7 +655,7 @@ size_t lab__seg_check_large(void) {
   size_t found = 0;
   pthread_mutex_lock(&lab__large_lock);
   for (lab__large_t *l = lab__larges; l; l = l->next)
-    found += lab__check_block(
+    found += lab__check_slot(
         (lab__hdr_t *)((char *)l + LAB__LARGE_HDR - LAB__HDR_SIZE), l->size);
   pthread_mutex_unlock(&lab__large_lock);
   return found;

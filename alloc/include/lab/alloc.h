@@ -197,11 +197,14 @@ typedef void (*lab_event_fn)(const lab_event_t *ev, void *ctx);
 /* Subscribe one callback to detection events (NULL unsubscribes). */
 void lab_set_event_callback(lab_event_fn fn, void *ctx);
 
-/* Check every block the heap can see safely: the calling thread's heap,
- * the heaps of exited threads and all large blocks (guards of live blocks,
- * poison of quarantined ones). Blocks owned by other running threads are
- * checked when they are freed. Reports each finding as an event and
- * returns how many were found. */
+/* Check every block the heap can see safely: the guards of live blocks in
+ * the calling thread's pages, the exited threads' pages and all large
+ * blocks; the poison of the blocks in the calling thread's quarantine and
+ * the exited threads' quarantines, whichever thread allocated them. A
+ * block in another running thread's quarantine is checked by that thread
+ * when it leaves the quarantine, and other threads' live blocks when they
+ * are freed. Reports each finding as an event and returns how many were
+ * found; a correct program gets 0, whatever its other threads do. */
 size_t lab_check(void);
 
 /* ---- Accounting. ---- */
