@@ -7,6 +7,22 @@
  *
  * The user pointer is 16-byte aligned. 24 bytes of metadata per block;
  * a block in a request scope costs 8 more in the scope's block array.
+ *
+ * Who calls whom. os.c and site.c call no other module. heap.c, the
+ * public API, calls the backends (segment.c, libc_backend.c) and scope.c.
+ * Two kinds of call go back to heap.c, and both circles are inherent:
+ * - scope.c <-> heap.c: a scope is a set of live blocks, so freeing a
+ *   block must take it out of its scope (heap.c calls lab__scope_remove)
+ *   and closing a scope with reclaim must free its blocks through the one
+ *   free path (scope.c calls lab__free_hdr, lab__validate; and it keeps
+ *   a spare scope in the thread heap, lab__heap_get). Cutting it would
+ *   only move those calls behind a table of function pointers.
+ * - backends -> heap.c: the detectors sit where the block layout is known
+ *   (segment.c, libc_backend.c), but a finding is counted per thread heap
+ *   and site and handed to the subscriber, which heap.c owns: they call
+ *   lab__report (and use lab__cfg, lab__peak_note, lab__fill_check).
+ *   Returning findings up instead would thread them through every
+ *   backend call, the hot ones included.
  */
 #ifndef LAB_INTERNAL_H
 #define LAB_INTERNAL_H
