@@ -333,7 +333,7 @@ static void *lab__alloc(size_t n, const lab_site_t *site, bool zero,
   b->site = sid;
   atomic_store_explicit(&b->scope, 0, memory_order_relaxed);
   b->slot = 0;
-  b->canary = LAB__CANARY_LIVE;
+  atomic_store_explicit(&b->canary, LAB__CANARY_LIVE, memory_order_relaxed);
   void *u = lab__user_of(b);
   lab__guard_set(u, n);
   lab__count_alloc(h, sid, n);
@@ -366,10 +366,11 @@ char *lab_try_strdup_at(const char *s, const lab_site_t *site) {
   return d;
 }
 
-lab__hdr_t *lab__validate(const void *p, const lab_site_t *site, bool quiet) {
+lab__hdr_t *lab__validate(const void *p, const lab_site_t *site,
+                          lab__use_t use) {
   return lab__cfg.backend == LAB_BACKEND_LAB
-             ? lab__seg_validate(p, site, quiet)
-             : lab__libc_validate(p, site, quiet);
+             ? lab__seg_validate(p, site, use)
+             : lab__libc_validate(p, site, use);
 }
 
 size_t lab__size_of(const lab__hdr_t *h) {
@@ -379,8 +380,6 @@ size_t lab__size_of(const lab__hdr_t *h) {
 void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
   lab__heap_t *h = lab__heap_get();
   size_t n = lab__size_of(b);
-  if (atomic_load_explicit(&b->scope, memory_order_relaxed))
-    lab__scope_remove(b, n);
   b->slot = free_site; /* out of any scope now: slot names the freer */
   if (h) {
     lab__count_free(h, b->site, n);
@@ -394,6 +393,29 @@ void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
   /* else no heap could be made for this thread: the block stays live. */
 }
 
+/* lab__unscope for a block that is (or was) in a scope: out of line, so
+ * the free of a block in none pays one load and a branch (inline, this
+ * cost the free path 3 instructions a call). A scoped free takes the
+ * scope lock anyway. */
+static __attribute__((noinline)) bool lab__unscope_slow(
+    lab__hdr_t *b, const void *p, const lab_site_t *site, lab__use_t use) {
+  size_t n = lab__size_of(b);
+  if (lab__scope_remove(b, n)) return true;
+  lab__report(lab__freed_fault(use), b->site, lab__scope_reclaim_site(), n, p,
+              site, 0);
+  return false;
+}
+
+/* Take a validated block out of its scope before it is freed (for `use`).
+ * False, after reporting the use of a freed block, if the scope's reclaim
+ * took it first. */
+static inline bool lab__unscope(lab__hdr_t *b, const void *p,
+                                const lab_site_t *site, lab__use_t use) {
+  if (LAB__LIKELY(!atomic_load_explicit(&b->scope, memory_order_relaxed)))
+    return true;
+  return lab__unscope_slow(b, p, site, use);
+}
+
 void lab_free_at(void *p, const lab_site_t *site) {
   if (!p) return;
   /* The header, usually cold, while the pointer is validated. A prefetch
@@ -402,8 +424,40 @@ void lab_free_at(void *p, const lab_site_t *site) {
   lab__heap_t *h = lab__tls_heap;
   if (LAB__LIKELY(h) && h->qn == h->qcap) /* the block about to leave */
     __builtin_prefetch(h->q[h->qhead]);
-  lab__hdr_t *b = lab__validate(p, site, false);
-  if (b) lab__free_hdr(b, lab__site_id(site), false);
+  lab__hdr_t *b = lab__validate(p, site, LAB__USE_FREE);
+  if (b && lab__unscope(b, p, site, LAB__USE_FREE))
+    lab__free_hdr(b, lab__site_id(site), false);
+}
+
+/* realloc of a non-NULL p to n > 0 bytes. NULL with *bad set if p is no
+ * live block (reported); NULL alone when out of memory. */
+static void *lab__realloc(void *p, size_t n, const lab_site_t *site,
+                          bool *bad) {
+  *bad = true;
+  lab__hdr_t *b = lab__validate(p, site, LAB__USE_REALLOC);
+  if (!b) goto bad;
+  uint16_t sid = atomic_load_explicit(&b->scope, memory_order_relaxed);
+  if (LAB__UNLIKELY(sid == LAB__SCOPE_RECLAIMING)) {
+    lab__report(LAB_FAULT_use_after_free, b->site, lab__scope_reclaim_site(),
+                lab__size_of(b), p, site, 0);
+    goto bad;
+  }
+  *bad = false;
+  void *q = lab__alloc(n, site, false, sid ? lab__scope_at(sid) : NULL);
+  if (!q) return NULL;
+  size_t old = lab__size_of(b);
+  memcpy(q, p, old < n ? old : n);
+  if (LAB__UNLIKELY(!lab__unscope(b, p, site, LAB__USE_REALLOC))) {
+    /* Reclaimed while we copied: what we copied may be poison. */
+    lab_free_at(q, site);
+    *bad = true;
+    goto bad;
+  }
+  lab__free_hdr(b, lab__site_id(site), false);
+  return q;
+bad:
+  errno = EINVAL;
+  return NULL;
 }
 
 void *lab_try_realloc_at(void *p, size_t n, const lab_site_t *site) {
@@ -412,23 +466,13 @@ void *lab_try_realloc_at(void *p, size_t n, const lab_site_t *site) {
     lab_free_at(p, site);
     return NULL;
   }
-  lab__hdr_t *b = lab__validate(p, site, false);
-  if (!b) {
-    errno = EINVAL;
-    return NULL;
-  }
-  uint16_t sid = atomic_load_explicit(&b->scope, memory_order_relaxed);
-  void *q = lab__alloc(n, site, false, sid ? lab__scope_at(sid) : NULL);
-  if (!q) return NULL;
-  size_t old = lab__size_of(b);
-  memcpy(q, p, old < n ? old : n);
-  lab__free_hdr(b, lab__site_id(site), false);
-  return q;
+  bool bad;
+  return lab__realloc(p, n, site, &bad);
 }
 
 size_t lab_usable_size(const void *p) {
   if (!p) return 0;
-  lab__hdr_t *b = lab__validate(p, NULL, true);
+  lab__hdr_t *b = lab__validate(p, NULL, LAB__USE_QUERY);
   return b ? lab__size_of(b) : 0;
 }
 
@@ -476,9 +520,15 @@ void *lab_realloc_at(void *p, size_t n, const lab_site_t *site) {
     lab_free_at(p, site);
     return NULL;
   }
-  if (!lab__validate(p, site, true)) /* reported below, once */
-    return lab_try_realloc_at(p, n, site);
-  LAB__NEVER_NULL(lab_try_realloc_at(p, n, site), n);
+  /* A bad p gets NULL, as from the try family; only running out of memory
+   * calls the handler. */
+  bool bad;
+  void *q = lab__realloc(p, n, site, &bad);
+  if (LAB__LIKELY(q) || bad) return q;
+  lab__oom_now(n);
+  if ((q = lab__realloc(p, n, site, &bad)) || bad) return q;
+  lab__default_oom(n);
+  return NULL;
 }
 
 /* ---- whole-heap operations ---- */

@@ -7,6 +7,22 @@
  *
  * The user pointer is 16-byte aligned. 24 bytes of metadata per block;
  * a block in a request scope costs 8 more in the scope's block array.
+ *
+ * Who calls whom. os.c and site.c call no other module. heap.c, the
+ * public API, calls the backends (segment.c, libc_backend.c) and scope.c.
+ * Two kinds of call go back to heap.c, and both circles are inherent:
+ * - scope.c <-> heap.c: a scope is a set of live blocks, so freeing a
+ *   block must take it out of its scope (heap.c calls lab__scope_remove)
+ *   and closing a scope with reclaim must free its blocks through the one
+ *   free path (scope.c calls lab__free_hdr, lab__validate; and it keeps
+ *   a spare scope in the thread heap, lab__heap_get). Cutting it would
+ *   only move those calls behind a table of function pointers.
+ * - backends -> heap.c: the detectors sit where the block layout is known
+ *   (segment.c, libc_backend.c), but a finding is counted per thread heap
+ *   and site and handed to the subscriber, which heap.c owns: they call
+ *   lab__report (and use lab__cfg, lab__peak_note, lab__fill_check).
+ *   Returning findings up instead would thread them through every
+ *   backend call, the hot ones included.
  */
 #ifndef LAB_INTERNAL_H
 #define LAB_INTERNAL_H
@@ -35,13 +51,36 @@
 typedef struct lab__hdr {
   uint32_t size;            /* requested bytes (LAB__SIZE_LARGE: see large) */
   uint16_t site;            /* allocation site id (0: unknown) */
-  _Atomic uint16_t scope;   /* scope id, 0 when in none */
+  _Atomic uint16_t scope;   /* scope id, 0 when in none,
+                               LAB__SCOPE_RECLAIMING once its scope's
+                               close took it to free */
   uint32_t slot;            /* index in the scope's block array; once freed,
                                the id of the freeing site */
-  uint32_t canary;          /* LAB__CANARY_* */
+  _Atomic uint32_t canary;  /* LAB__CANARY_*; only through lab__canary* */
 } lab__hdr_t;
 
 _Static_assert(sizeof(lab__hdr_t) == LAB__HDR_SIZE, "header is 16 bytes");
+
+/* Scope tag of a block its closing scope has taken to reclaim: whoever
+ * frees it after that moment lost the race to the reclaim. Never a
+ * scope id. */
+#define LAB__SCOPE_RECLAIMING UINT16_MAX
+
+/* The canary is read by threads other than the one that writes it: a
+ * free racing a reclaim, another thread's stale free, lab_check(). So it
+ * is atomic: relaxed loads where only its value matters (the same
+ * instruction as a plain load), release stores when a block is freed, and
+ * an acquire load before trusting what the freer wrote (slot: the free
+ * site). */
+static inline uint32_t lab__canary(const lab__hdr_t *b) {
+  return atomic_load_explicit(&b->canary, memory_order_relaxed);
+}
+static inline uint32_t lab__canary_acquire(const lab__hdr_t *b) {
+  return atomic_load_explicit(&b->canary, memory_order_acquire);
+}
+static inline void lab__canary_set(lab__hdr_t *b, uint32_t c) {
+  atomic_store_explicit(&b->canary, c, memory_order_release);
+}
 
 static inline lab__hdr_t *lab__hdr_of(const void *user) {
   return (lab__hdr_t *)((uintptr_t)user - LAB__HDR_SIZE);
@@ -132,6 +171,21 @@ static inline long lab__fill_swap(void *p, size_t n, unsigned char was,
                             (by),                                            \
                         memory_order_relaxed)
 #define LAB__READ(ctr) atomic_load_explicit(&(ctr), memory_order_relaxed)
+
+/* What a pointer is handed to the heap for. It decides what a block that
+ * is already freed is reported as: freeing it again is a double free;
+ * any other use of it (realloc) is a use after free. */
+typedef enum lab__use {
+  LAB__USE_QUERY,   /* a question (lab_usable_size, lab_detach): no report */
+  LAB__USE_FREE,    /* lab_free: a freed block is a double free */
+  LAB__USE_REALLOC, /* lab_realloc: a freed block is a use after free */
+} lab__use_t;
+
+/* The fault a use of an already freed block is. */
+static inline lab_fault_t lab__freed_fault(lab__use_t use) {
+  return use == LAB__USE_FREE ? LAB_FAULT_double_free
+                              : LAB_FAULT_use_after_free;
+}
 
 /* ---- os.c: the only file that talks to the kernel ---- */
 
@@ -252,10 +306,11 @@ int lab__seg_global_init(void);
  * user bytes zeroed or pattern-filled; returns its header (unset), NULL
  * on OOM. */
 lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero);
-/* Validate a pointer: its live header, or NULL (after reporting the
- * invalid or double free unless quiet). `site` is where it was seen. */
+/* Validate a pointer: its live header, or NULL (after reporting, unless
+ * `use` is a query, the invalid pointer or the freed block). `site` is
+ * where it was seen. */
 lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
-                              bool quiet);
+                              lab__use_t use);
 /* Free a validated block of `size` bytes: check the guard, poison it and
  * queue it in the heap's quarantine. */
 void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size);
@@ -265,7 +320,10 @@ size_t lab__seg_size(const lab__hdr_t *b);
 void lab__seg_flush(lab__heap_t *h);
 /* Return the heap's spare empty pages to the OS. */
 void lab__seg_trim(lab__heap_t *h);
-/* Check every block in the heap's pages and quarantine; returns findings. */
+/* Check the guards of the live blocks in the heap's pages and the poison
+ * of the blocks in its quarantine, wherever they live; returns findings.
+ * Only for the calling thread's heap or an abandoned one (under the heaps
+ * lock): blocks in other threads' quarantines are theirs to check. */
 size_t lab__seg_check(lab__heap_t *h);
 /* Check every large block; returns findings. */
 size_t lab__seg_check_large(void);
@@ -275,9 +333,9 @@ size_t lab__seg_check_large(void);
 /* malloc-backed block with room for header and guard; NULL on OOM. */
 lab__hdr_t *lab__libc_alloc(size_t n, bool zero);
 /* Validate a pointer (best effort, from its header); NULL after
- * reporting unless quiet. */
+ * reporting, as lab__seg_validate. */
 lab__hdr_t *lab__libc_validate(const void *p, const lab_site_t *site,
-                               bool quiet);
+                               lab__use_t use);
 /* Free a validated block. */
 void lab__libc_free(lab__hdr_t *h, size_t size);
 /* Bytes libc has mapped (arena plus mmapped chunks). */
@@ -289,8 +347,13 @@ uint64_t lab__libc_mapped(void);
 int lab__scope_reserve(lab_scope_t *s);
 /* Tag a fresh block with scope s (room reserved first). */
 void lab__scope_add(lab_scope_t *s, lab__hdr_t *h, size_t size);
-/* Remove a block from its scope, if it is in one. */
-void lab__scope_remove(lab__hdr_t *h, size_t size);
+/* Remove a live block from its scope, if it is in one, so the caller may
+ * free or detach it. False if its scope's close has taken it to reclaim
+ * (decided under the scope lock): the block is the reclaim's to free, and
+ * the caller must leave it alone. */
+bool lab__scope_remove(lab__hdr_t *h, size_t size);
+/* Id of the site reclaimed blocks are freed at. */
+uint16_t lab__scope_reclaim_site(void);
 /* The calling thread's current scope. */
 extern __thread lab_scope_t *lab__tls_scope;
 /* Bytes the scope pool holds (for overhead). */
@@ -299,10 +362,12 @@ uint64_t lab__scope_meta_bytes(void);
 /* The scope with this id, or NULL. */
 lab_scope_t *lab__scope_at(uint16_t id);
 
-/* Free a live block (used by scope reclaim, which already untagged it). */
+/* Free a live block that is in no scope (any more): callers take it out
+ * first with lab__scope_remove, scope reclaim by tagging it as reclaimed. */
 void lab__free_hdr(lab__hdr_t *h, uint16_t free_site, bool reclaimed);
 /* Validate p from either backend: live header or NULL. */
-lab__hdr_t *lab__validate(const void *p, const lab_site_t *site, bool quiet);
+lab__hdr_t *lab__validate(const void *p, const lab_site_t *site,
+                          lab__use_t use);
 /* Requested size of a live header's block. */
 size_t lab__size_of(const lab__hdr_t *h);
 

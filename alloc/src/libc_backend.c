@@ -19,17 +19,18 @@ lab__hdr_t *lab__libc_alloc(size_t n, bool zero) {
 }
 
 lab__hdr_t *lab__libc_validate(const void *p, const lab_site_t *site,
-                               bool quiet) {
+                               lab__use_t use) {
   if ((uintptr_t)p & 15) goto invalid;
   lab__hdr_t *h = lab__hdr_of(p);
-  if (h->canary == LAB__CANARY_LIVE) return h;
-  if (!quiet && h->canary == LAB__CANARY_FREE) {
-    lab__report(LAB_FAULT_double_free, h->site, (uint16_t)h->slot, h->size, p,
+  uint32_t c = lab__canary(h);
+  if (c == LAB__CANARY_LIVE) return h;
+  if (use != LAB__USE_QUERY && c == LAB__CANARY_FREE) {
+    lab__report(lab__freed_fault(use), h->site, (uint16_t)h->slot, h->size, p,
                 site, 0);
     return NULL;
   }
 invalid:
-  if (!quiet) lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
+  if (use != LAB__USE_QUERY) lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
   return NULL;
 }
 
@@ -40,7 +41,7 @@ void lab__libc_free(lab__hdr_t *h, size_t size) {
     lab__report(LAB_FAULT_overflow, h->site, 0, size, u,
                 lab__site_at((uint16_t)h->slot), (long)size + bad);
   memset(u, LAB_FILL_FREE, lab__fill_span(size));
-  h->canary = LAB__CANARY_FREE;
+  lab__canary_set(h, LAB__CANARY_FREE);
   free(h);
 }
 

@@ -4,7 +4,8 @@
  *
  * A scope keeps an array of its blocks; each block's header holds its index
  * there, so removal is O(1) (swap with the last). Scopes come from a pool
- * of 4 KiB objects that are never unmapped; an id in 1..65535 names each.
+ * of 4 KiB objects that are never unmapped; an id in 1..65534 names each
+ * (65535 is LAB__SCOPE_RECLAIMING).
  * Each thread's heap keeps the last scope it closed for its next open, so
  * a server that opens and closes one per request takes no pool lock and
  * keeps the scope's lines in its own core's cache. */
@@ -12,7 +13,7 @@
 
 #include "internal.h"
 
-#define LAB__MAX_SCOPES 65536
+#define LAB__MAX_SCOPES LAB__SCOPE_RECLAIMING /* ids below it */
 #define LAB__SCOPE_BYTES 4096
 #define LAB__SCOPE_CHUNK 16 /* scopes mapped at a time */
 
@@ -45,6 +46,10 @@ static lab_site_t lab__reclaim_site = {"scope", "lab_scope_close", "reclaim",
                                        0, 0};
 
 uint64_t lab__scope_meta_bytes(void) { return atomic_load(&lab__scope_bytes); }
+
+uint16_t lab__scope_reclaim_site(void) {
+  return lab__site_id(&lab__reclaim_site);
+}
 
 lab_scope_t *lab__scope_at(uint16_t id) {
   return __atomic_load_n(&lab__scopes[id], __ATOMIC_ACQUIRE);
@@ -156,12 +161,16 @@ void lab__scope_add(lab_scope_t *s, lab__hdr_t *h, size_t size) {
   pthread_spin_unlock(&s->lock);
 }
 
-void lab__scope_remove(lab__hdr_t *h, size_t size) {
+bool lab__scope_remove(lab__hdr_t *h, size_t size) {
   uint16_t id = atomic_load_explicit(&h->scope, memory_order_relaxed);
-  if (!id) return;
+  if (!id) return true;
+  if (id == LAB__SCOPE_RECLAIMING) return false;
   lab_scope_t *s = lab__scope_at(id);
   pthread_spin_lock(&s->lock);
-  if (atomic_load_explicit(&h->scope, memory_order_relaxed) == id) {
+  /* Under the lock the tag is final: still id (ours to remove), 0 (its
+   * scope closed without reclaim: live, ours) or taken to reclaim. */
+  uint16_t now = atomic_load_explicit(&h->scope, memory_order_relaxed);
+  if (now == id) {
     uint32_t i = h->slot;
     lab__hdr_t *last = s->blocks[--s->n];
     s->blocks[i] = last;
@@ -171,13 +180,14 @@ void lab__scope_remove(lab__hdr_t *h, size_t size) {
     atomic_store_explicit(&s->full, false, memory_order_relaxed);
   }
   pthread_spin_unlock(&s->lock);
+  return now != LAB__SCOPE_RECLAIMING;
 }
 
 int lab_detach(void *p) {
-  lab__hdr_t *h = p ? lab__validate(p, NULL, true) : NULL;
+  lab__hdr_t *h = p ? lab__validate(p, NULL, LAB__USE_QUERY) : NULL;
   if (!h) return LAB_EINVAL;
-  lab__scope_remove(h, lab__size_of(h));
-  return LAB_OK;
+  /* A block its scope is reclaiming is as good as freed. */
+  return lab__scope_remove(h, lab__size_of(h)) ? LAB_OK : LAB_EINVAL;
 }
 
 /* Add a block to the per-site tally of a report (open addressing). */
@@ -223,13 +233,18 @@ void lab_scope_close(lab_scope_t *s, unsigned flags,
   if (!s) return;
   if (lab__tls_scope == s) lab__tls_scope = NULL;
   lab__tally_t tally[LAB__TALLY];
+  /* Reclaimed blocks keep a tag that says so until they are reused: a
+   * free that comes after this lock, however early, finds the block
+   * taken and leaves it to the reclaim (lab__scope_remove). So each
+   * block is freed once, without an atomic on the plain free path. */
+  uint16_t tag = flags & LAB_SCOPE_RECLAIM ? LAB__SCOPE_RECLAIMING : 0;
   pthread_spin_lock(&s->lock);
   uint32_t n = s->n;
   uint64_t bytes = s->bytes;
   if (report && n) memset(tally, 0, sizeof tally);
   for (uint32_t i = 0; i < n; i++) {
     lab__hdr_t *h = s->blocks[i];
-    atomic_store_explicit(&h->scope, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->scope, tag, memory_order_relaxed);
     if (report) lab__tally_add(tally, h->site, lab__size_of(h));
   }
   s->n = 0;
@@ -242,7 +257,8 @@ void lab_scope_close(lab_scope_t *s, unsigned flags,
     report->nsites = 0;
     if (n) lab__report_fill(report, tally);
   }
-  /* The array is ours until the scope goes back to the pool. */
+  /* The array is ours until the scope goes back to the pool, and so are
+   * the blocks tagged as reclaimed. */
   if (flags & LAB_SCOPE_RECLAIM) {
     uint16_t rs = lab__site_id(&lab__reclaim_site);
     for (uint32_t i = 0; i < n; i++) lab__free_hdr(s->blocks[i], rs, true);

@@ -401,7 +401,7 @@ size_t lab__seg_size(const lab__hdr_t *b) {
 
 /* Offset of the damaged header byte nearest the block, for a bad canary. */
 static long lab__canary_damage(const lab__hdr_t *b) {
-  uint32_t want = LAB__CANARY_LIVE, got = b->canary;
+  uint32_t want = LAB__CANARY_LIVE, got = lab__canary(b);
   for (int j = 3; j >= 0; j--)
     if (((want >> (8 * j)) & 0xFF) != ((got >> (8 * j)) & 0xFF)) return j - 4;
   return -1;
@@ -409,10 +409,10 @@ static long lab__canary_damage(const lab__hdr_t *b) {
 
 /* Report a header that should be live and is not. */
 static void lab__misjudged(lab__hdr_t *b, const void *p,
-                           const lab_site_t *site) {
-  uint32_t c = b->canary;
+                           const lab_site_t *site, lab__use_t use) {
+  uint32_t c = lab__canary_acquire(b); /* then slot is the freer's */
   if (c == LAB__CANARY_QUAR || c == LAB__CANARY_FREE)
-    lab__report(LAB_FAULT_double_free, b->site, (uint16_t)b->slot,
+    lab__report(lab__freed_fault(use), b->site, (uint16_t)b->slot,
                 lab__seg_size(b), p, site, 0);
   else
     lab__report(LAB_FAULT_overflow, b->site, 0, 0, p, site,
@@ -421,14 +421,14 @@ static void lab__misjudged(lab__hdr_t *b, const void *p,
 
 /* Judge a header that should be live; NULL after reporting if not. */
 static inline lab__hdr_t *lab__judge(lab__hdr_t *b, const void *p,
-                                     const lab_site_t *site, bool quiet) {
-  if (LAB__LIKELY(b->canary == LAB__CANARY_LIVE)) return b;
-  if (!quiet) lab__misjudged(b, p, site);
+                                     const lab_site_t *site, lab__use_t use) {
+  if (LAB__LIKELY(lab__canary(b) == LAB__CANARY_LIVE)) return b;
+  if (use != LAB__USE_QUERY) lab__misjudged(b, p, site, use);
   return NULL;
 }
 
 lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
-                              bool quiet) {
+                              lab__use_t use) {
   uintptr_t a = (uintptr_t)p;
   uint8_t kind = lab__segmap_get(a);
   if (LAB__LIKELY(kind == LAB__MAP_SMALL)) {
@@ -449,28 +449,29 @@ lab__hdr_t *lab__seg_validate(const void *p, const lab_site_t *site,
     if (LAB__UNLIKELY(idx * pg->slot != off)) {
       lab__hdr_t *b = (lab__hdr_t *)(pg->start + idx * pg->slot);
       /* Interior pointer: name the block it points into, if live. */
-      if (!quiet)
-        lab__report(LAB_FAULT_invalid_free,
-                    b->canary == LAB__CANARY_LIVE ? b->site : 0, 0,
-                    b->canary == LAB__CANARY_LIVE ? b->size : 0, p, site,
+      bool live = lab__canary(b) == LAB__CANARY_LIVE;
+      if (use != LAB__USE_QUERY)
+        lab__report(LAB_FAULT_invalid_free, live ? b->site : 0, 0,
+                    live ? b->size : 0, p, site,
                     (long)(a - (uintptr_t)lab__user_of(b)));
       return NULL;
     }
-    return lab__judge(lab__hdr_of(p), p, site, quiet);
+    return lab__judge(lab__hdr_of(p), p, site, use);
   }
   if (kind == LAB__MAP_LARGE) {
     lab__large_t *l = (lab__large_t *)(a & ~(uintptr_t)(LAB__SEG_SIZE - 1));
     lab__hdr_t *b = (lab__hdr_t *)((char *)l + LAB__LARGE_HDR - LAB__HDR_SIZE);
     if (a != (uintptr_t)lab__user_of(b)) {
-      if (!quiet)
+      if (use != LAB__USE_QUERY)
         lab__report(LAB_FAULT_invalid_free, b->site, 0, l->size, p, site,
                     (long)(a - (uintptr_t)lab__user_of(b)));
       return NULL;
     }
-    return lab__judge(b, p, site, quiet);
+    return lab__judge(b, p, site, use);
   }
 invalid:
-  if (!quiet) lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
+  if (use != LAB__USE_QUERY)
+    lab__report(LAB_FAULT_invalid_free, 0, 0, 0, p, site, 0);
   return NULL;
 }
 
@@ -478,7 +479,7 @@ invalid:
 
 /* Check a block leaving quarantine and hand it back to its page. */
 static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
-  if (b->canary != LAB__CANARY_QUAR) {
+  if (lab__canary(b) != LAB__CANARY_QUAR) {
     /* The header was written after free: keep the slot out of use. */
     lab__report(LAB_FAULT_use_after_free, 0, 0, 0, lab__user_of(b),
                 &lab__evict_site, -1);
@@ -505,7 +506,7 @@ static void lab__evict(lab__heap_t *h, lab__hdr_t *b) {
   }
   if (dirty > checked) /* the guard, or part of it */
     memset((char *)u + checked, LAB_FILL_ALLOC, dirty - checked);
-  b->canary = LAB__CANARY_FREE;
+  lab__canary_set(b, LAB__CANARY_FREE);
   lab__heap_t *o = pg->owner;
   if (o == h) {
     lab__page_put(h, pg, b);
@@ -533,14 +534,14 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
     lab__report(LAB_FAULT_overflow, b->site, 0, size, u,
                 lab__site_at((uint16_t)b->slot), (long)size + bad);
   if (LAB__UNLIKELY(size > LAB__SMALL_MAX)) {
-    b->canary = LAB__CANARY_FREE;
+    lab__canary_set(b, LAB__CANARY_FREE);
     if (lab__vg) VALGRIND_FREELIKE_BLOCK(u, 0);
     lab__large_free((lab__large_t *)((char *)b + LAB__HDR_SIZE -
                                      LAB__LARGE_HDR));
     return;
   }
   lab__fill(u, lab__fill_span(size), LAB_FILL_FREE);
-  b->canary = LAB__CANARY_QUAR;
+  lab__canary_set(b, LAB__CANARY_QUAR);
   if (lab__vg) VALGRIND_FREELIKE_BLOCK(u, 0);
   while (h->qn && (h->qn == h->qcap ||
                    LAB__READ(h->ctr.quarantine_bytes) + size > h->qmax))
@@ -578,34 +579,58 @@ void lab__seg_trim(lab__heap_t *h) {
 
 /* ---- whole-heap check ---- */
 
-static size_t lab__check_block(lab__hdr_t *b, size_t max) {
+/* What lab_check may read without racing a writer: the guard of a live
+ * block, and the poison of a block in the quarantine of the heap being
+ * checked (its holder alone evicts it). Not the poison of a block that
+ * another thread's quarantine holds: that thread's eviction rewrites it
+ * while we read (checking those reported thousands of false writes after
+ * free); it checks the block itself when it evicts it. */
+
+/* A block of the heap being checked, or a large block: the guard of a
+ * live one. Only the owning heap's allocations (or a new mapping) make a
+ * slot live, and none run during the check, so a block that still reads
+ * live after its guard was read was live throughout: a finding on a block
+ * another thread freed meanwhile is dropped. */
+static size_t lab__check_slot(lab__hdr_t *b, size_t max) {
   void *u = lab__user_of(b);
-  switch (b->canary) {
+  switch (lab__canary(b)) {
   case LAB__CANARY_LIVE: {
     size_t n = lab__seg_size(b);
     if (n > max) break; /* header damaged */
     long bad = lab__guard_check(u, n);
     if (bad < 0) return 0;
+    atomic_thread_fence(memory_order_acquire); /* the guard read first */
+    if (lab__canary(b) != LAB__CANARY_LIVE) return 0;
     lab__report(LAB_FAULT_overflow, b->site, 0, n, u, &lab__check_site,
                 (long)n + bad);
     return 1;
   }
-  case LAB__CANARY_QUAR: {
-    size_t n = b->size;
-    if (n > max) break;
-    if (lab__vg) VALGRIND_MAKE_MEM_DEFINED(u, n);
-    long bad = lab__fill_check(u, lab__fill_span(n), LAB_FILL_FREE);
-    if (lab__vg) VALGRIND_MAKE_MEM_NOACCESS(u, n);
-    if (bad < 0) return 0;
-    lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
-                &lab__check_site, bad);
-    return 1;
-  }
+  case LAB__CANARY_QUAR: /* checked by the quarantine that holds it */
   case LAB__CANARY_FREE:
     return 0;
   }
   lab__report(LAB_FAULT_overflow, 0, 0, 0, u, &lab__check_site,
               lab__canary_damage(b));
+  return 1;
+}
+
+/* A block in the checked heap's quarantine, on any heap's page: its
+ * poison, as its eviction will check it. */
+static size_t lab__check_quarantined(lab__hdr_t *b) {
+  void *u = lab__user_of(b);
+  size_t n = b->size;
+  if (lab__canary(b) != LAB__CANARY_QUAR ||
+      n > lab__page_of(b)->slot - LAB__BLOCK_OVERHEAD) {
+    /* The header was written after free. */
+    lab__report(LAB_FAULT_use_after_free, 0, 0, 0, u, &lab__check_site, -1);
+    return 1;
+  }
+  if (lab__vg) VALGRIND_MAKE_MEM_DEFINED(u, n);
+  long bad = lab__fill_check(u, lab__fill_span(n), LAB_FILL_FREE);
+  if (lab__vg) VALGRIND_MAKE_MEM_NOACCESS(u, n);
+  if (bad < 0) return 0;
+  lab__report(LAB_FAULT_use_after_free, b->site, (uint16_t)b->slot, n, u,
+              &lab__check_site, bad);
   return 1;
 }
 
@@ -617,10 +642,12 @@ size_t lab__seg_check(lab__heap_t *h) {
       if (pg->kind != LAB__UNIT_HEAD) continue;
       uint32_t carved = atomic_load_explicit(&pg->carved, memory_order_relaxed);
       for (uint32_t k = 0; k < carved; k++)
-        found += lab__check_block((lab__hdr_t *)(pg->start + (size_t)k * pg->slot),
-                                  pg->slot - LAB__BLOCK_OVERHEAD);
+        found += lab__check_slot((lab__hdr_t *)(pg->start + (size_t)k * pg->slot),
+                                 pg->slot - LAB__BLOCK_OVERHEAD);
     }
   }
+  for (uint32_t i = 0; i < h->qn; i++)
+    found += lab__check_quarantined(h->q[(h->qhead + i) & (h->qcap - 1)]);
   return found;
 }
 
@@ -628,7 +655,7 @@ size_t lab__seg_check_large(void) {
   size_t found = 0;
   pthread_mutex_lock(&lab__large_lock);
   for (lab__large_t *l = lab__larges; l; l = l->next)
-    found += lab__check_block(
+    found += lab__check_slot(
         (lab__hdr_t *)((char *)l + LAB__LARGE_HDR - LAB__HDR_SIZE), l->size);
   pthread_mutex_unlock(&lab__large_lock);
   return found;

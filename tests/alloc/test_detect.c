@@ -240,6 +240,33 @@ static void realloc_of_a_bad_pointer_reports_and_returns_null(void **state) {
   assert_int_equal(events.ev[0].kind, LAB_FAULT_invalid_free);
 }
 
+static void realloc_of_a_freed_block_is_a_use_after_free_not_a_double_free(void **state) {
+  (void)state;
+  char *p = lab_malloc_at(40, &alloc_site);
+  lab_free_at(p, &bad_site);
+  static lab_site_t realloc_site = {__FILE__, "test", "late-realloc", 3, 0};
+  uint64_t live = live_bytes();
+  uint64_t doubles = fault_count(LAB_FAULT_double_free);
+  assert_null(lab_realloc_at(p, 80, &realloc_site));
+  assert_null(lab_try_realloc_at(p, 80, &realloc_site));
+  assert_int_equal(events.n, 2);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(events.ev[i].kind, LAB_FAULT_use_after_free);
+    assert_ptr_equal(events.ev[i].alloc_site, &alloc_site);
+    assert_ptr_equal(events.ev[i].free_site, &bad_site);
+    assert_ptr_equal(events.ev[i].site, &realloc_site);
+    assert_ptr_equal(events.ev[i].ptr, p);
+    assert_int_equal(events.ev[i].size, 40);
+  }
+  assert_int_equal(fault_count(LAB_FAULT_double_free), doubles);
+  assert_int_equal(live_bytes(), live);
+  /* Evicted from quarantine, the slot is still known as freed. */
+  lab_flush_quarantine();
+  assert_null(lab_realloc_at(p, 80, &realloc_site));
+  assert_int_equal(events.n, 3);
+  assert_int_equal(events.ev[2].kind, LAB_FAULT_use_after_free);
+}
+
 int main(void) {
   /* Whole blocks: several tests look at the patterns far past the first
    * LAB_FILL_DEFAULT bytes. */
@@ -259,6 +286,7 @@ int main(void) {
       cmocka_unit_test_setup(a_reused_slot_shows_the_pattern_in_every_byte_of_a_bigger_block, setup),
       cmocka_unit_test_setup(large_blocks_are_checked_like_small_ones, setup),
       cmocka_unit_test_setup(realloc_of_a_bad_pointer_reports_and_returns_null, setup),
+      cmocka_unit_test_setup(realloc_of_a_freed_block_is_a_use_after_free_not_a_double_free, setup),
   };
   return cmocka_run_group_tests_name("detect", tests, NULL, NULL);
 }

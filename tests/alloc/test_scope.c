@@ -164,7 +164,7 @@ static void *request_in_thread(void *failed) {
 /* Each thread's heap keeps its last closed scope for its next open; a
  * thread that exits leaves it with its heap, and the next thread adopts
  * both. So threads that come and go take no new scopes, and scope ids
- * (65,535 in all) do not run out. */
+ * (65,534 in all) do not run out. */
 static void short_lived_threads_reuse_their_heaps_scopes(void **state) {
   (void)state;
   int failed = 0;

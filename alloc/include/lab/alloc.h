@@ -49,7 +49,7 @@ const char *lab_strerror(int err);
   X(double_free, "double free: the block was already freed")               \
   X(invalid_free, "invalid free: not a pointer this heap returned")        \
   X(overflow, "overflow: guard bytes around the block were overwritten")   \
-  X(use_after_free, "write after free: a freed block was modified")
+  X(use_after_free, "use after free: a freed block was modified or reallocated")
 
 typedef enum lab_fault {
 #define LAB__FAULT_ENUM(name, desc) LAB_FAULT_##name,
@@ -151,7 +151,8 @@ void *lab_malloc_at(size_t n, const lab_site_t *site);
 /* Allocate count*size zeroed bytes; the product is overflow-checked. */
 void *lab_calloc_at(size_t count, size_t size, const lab_site_t *site);
 /* C's realloc: p == NULL is malloc; n == 0 frees p and returns NULL; the
- * lab backend always moves the block so stale pointers are caught. */
+ * lab backend always moves the block so stale pointers are caught. A p
+ * already freed is reported as a use after free and NULL returned. */
 void *lab_realloc_at(void *p, size_t n, const lab_site_t *site);
 /* Copy of a NUL-terminated string. */
 char *lab_strdup_at(const char *s, const lab_site_t *site);
@@ -185,8 +186,9 @@ typedef struct lab_event {
   const lab_site_t *free_site;   /* where the block was freed, or NULL */
   const void *ptr;               /* the pointer involved */
   size_t size;                   /* requested size of the block, or 0 */
-  long offset;                   /* overflow/write-after-free: first bad
-                                    byte relative to the block start */
+  long offset;                   /* overflow/use after free: first bad
+                                    byte relative to the block start (0
+                                    for a realloc of a freed block) */
 } lab_event_t;
 
 /* Called synchronously on the detecting thread; it must not free
@@ -195,11 +197,14 @@ typedef void (*lab_event_fn)(const lab_event_t *ev, void *ctx);
 /* Subscribe one callback to detection events (NULL unsubscribes). */
 void lab_set_event_callback(lab_event_fn fn, void *ctx);
 
-/* Check every block the heap can see safely: the calling thread's heap,
- * the heaps of exited threads and all large blocks (guards of live blocks,
- * poison of quarantined ones). Blocks owned by other running threads are
- * checked when they are freed. Reports each finding as an event and
- * returns how many were found. */
+/* Check every block the heap can see safely: the guards of live blocks in
+ * the calling thread's pages, the exited threads' pages and all large
+ * blocks; the poison of the blocks in the calling thread's quarantine and
+ * the exited threads' quarantines, whichever thread allocated them. A
+ * block in another running thread's quarantine is checked by that thread
+ * when it leaves the quarantine, and other threads' live blocks when they
+ * are freed. Reports each finding as an event and returns how many were
+ * found; a correct program gets 0, whatever its other threads do. */
 size_t lab_check(void);
 
 /* ---- Accounting. ---- */
@@ -299,12 +304,15 @@ typedef struct lab_scope_report {
 
 /* Close s (it is no longer current anywhere after this). Fills *report (if
  * not NULL) with what was still live; with LAB_SCOPE_RECLAIM frees it, and
- * otherwise leaves it live and untagged. */
+ * otherwise leaves it live and untagged. Once the close has taken the
+ * blocks (lab_scope_usage then says 0), another thread's free of one of
+ * them is reported as a double free and skipped; each is freed once. */
 void lab_scope_close(lab_scope_t *s, unsigned flags,
                      lab_scope_report_t *report);
 
 /* Move a live block out of its scope so it outlives the request (e.g. a
- * cache entry). Returns LAB_EINVAL if p is not a live block of this heap. */
+ * cache entry). Returns LAB_EINVAL if p is not a live block of this heap
+ * (or its scope is closing and has taken it to reclaim). */
 int lab_detach(void *p);
 
 /* ---- Test hooks. ---- */
