@@ -322,6 +322,36 @@ bool srv_http_authorized(srv_req_t *rq) {
 
 /* ---- the request cycle ---- */
 
+/* When each thread's running handler began (0: none), one slot per
+ * thread, taken on its first request. */
+static _Atomic uint64_t srv__handler_since[SRV_HTTP_THREADS_MAX];
+static _Atomic unsigned srv__handler_slots;
+static __thread int srv__handler_slot = -1;
+
+uint64_t srv_http_handler_ns(uint64_t now_ns) {
+  uint64_t worst = 0;
+  unsigned n = atomic_load(&srv__handler_slots);
+  for (unsigned i = 0; i < n && i < SRV_HTTP_THREADS_MAX; i++) {
+    uint64_t t = atomic_load_explicit(&srv__handler_since[i], memory_order_relaxed);
+    if (t && now_ns > t && now_ns - t > worst) worst = now_ns - t;
+  }
+  return worst;
+}
+
+/* Run the route's handler, its time watched (srv_http_handler_ns). */
+static void srv__run_handler(srv_req_t *rq) {
+  if (srv__handler_slot < 0) {
+    unsigned i = atomic_fetch_add(&srv__handler_slots, 1);
+    srv__handler_slot = i < SRV_HTTP_THREADS_MAX ? (int)i : SRV_HTTP_THREADS_MAX;
+  }
+  _Atomic uint64_t *since = srv__handler_slot < SRV_HTTP_THREADS_MAX
+                                ? &srv__handler_since[srv__handler_slot]
+                                : NULL;
+  if (since) atomic_store_explicit(since, srv_clock_mono_ns(), memory_order_relaxed);
+  srv_route_handler(rq->route)(rq);
+  if (since) atomic_store_explicit(since, 0, memory_order_relaxed);
+}
+
 static void srv__dispatch(srv_req_t *rq) {
   if (rq->body_too_big) {
     srv_http_error(rq, 413, "request body over the limit of %zu bytes",
@@ -341,7 +371,7 @@ static void srv__dispatch(srv_req_t *rq) {
     srv_http_error(rq, 503, "%s", rq->refuse);
     return;
   }
-  srv_route_handler(rq->route)(rq);
+  srv__run_handler(rq);
   if (!rq->status) srv_http_error(rq, 500, "the handler sent no response");
 }
 

@@ -105,6 +105,13 @@ typedef struct srv_http_drain {
  * idle_ms, or after max_ms. Fills *out if not NULL. */
 void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out);
 
+#define SRV_HTTP_THREADS_MAX 128 /* threads whose handler time is watched */
+
+/* How long the request that has been inside its handler longest has been
+ * there, ns (0: no handler is running). A handler that never returns (a
+ * deadlock) shows here while the process still runs. */
+uint64_t srv_http_handler_ns(uint64_t now_ns);
+
 /* Value of query parameter `key`, or NULL. */
 const char *srv_http_query(srv_req_t *rq, const char *key);
 /* Answer 400 and return false if the query string has a parameter not in

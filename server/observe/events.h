@@ -24,6 +24,7 @@
   X(shed, "app requests shed over the memory budget")                       \
   X(recycle, "a worker was recycled")                                       \
   X(crash, "a worker crashed")                                              \
+  X(hung, "a worker missed its heartbeat and was replaced")                 \
   X(conns, "connections refused or closed to protect the server")
 
 typedef enum srv_event_type {

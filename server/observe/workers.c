@@ -34,6 +34,15 @@ _Atomic uint64_t *srv_workers_limit(uint64_t generation) {
   return &srv_workers->limit[generation % SRV_WORKER_SLOTS];
 }
 
+void srv_workers_beat(void) {
+  atomic_store_explicit(srv_workers_beat_of(srv_workers_self.generation),
+                        srv_clock_mono_ns() / 1000000u, memory_order_relaxed);
+}
+
+_Atomic uint64_t *srv_workers_beat_of(uint64_t generation) {
+  return &srv_workers->beat_ms[generation % SRV_WORKER_SLOTS];
+}
+
 uint64_t srv_workers_my_requests(void) {
   return atomic_load_explicit(srv_workers_requests(srv_workers_self.generation),
                               memory_order_relaxed);

@@ -26,6 +26,8 @@ typedef struct srv_workers {
   _Atomic uint64_t limit[SRV_WORKER_SLOTS]; /* the count at which that
                                          worker tells the supervisor
                                          (0: never) */
+  _Atomic uint64_t beat_ms[SRV_WORKER_SLOTS]; /* that worker's last
+                                         heartbeat, monotonic ms */
 } srv_workers_t;
 
 /* The block (set by srv_workers_setup; NULL before). */
@@ -49,6 +51,10 @@ bool srv_workers_serving(void);
 _Atomic uint64_t *srv_workers_requests(uint64_t generation);
 /* The request count at which that worker tells the supervisor (0: never). */
 _Atomic uint64_t *srv_workers_limit(uint64_t generation);
+/* This worker is alive and serving: its heartbeat, now. */
+void srv_workers_beat(void);
+/* The heartbeat slot of the worker of that generation (monotonic ms). */
+_Atomic uint64_t *srv_workers_beat_of(uint64_t generation);
 /* Requests this worker process answered. */
 uint64_t srv_workers_my_requests(void);
 /* Count one answered request for this worker; returns its new count. */

@@ -62,6 +62,11 @@ typedef enum srv_opt_type {
     "LEAKLAB_ADMIN_PORT_FILE", "write the admin port to PATH once listening") \
   X("max-body", max_body, SRV_OPT_SIZE, "N", "1M", 0, 1073741824,            \
     "LEAKLAB_MAX_BODY", "largest request body in bytes (k/M/G suffixes); 413 beyond") \
+  X("worker-timeout", worker_timeout_s, SRV_OPT_UINT, "S", "10", 0, 3600,   \
+    "LEAKLAB_WORKER_TIMEOUT",                                                \
+    "replace a worker that misses its heartbeat this long (stopped, or a "   \
+    "request stuck in its handler): successor first, then it is killed "     \
+    "(0 = never)")                                                           \
   X("single-process", single_process, SRV_OPT_FLAG, NULL, "0", 0, 1,         \
     "LEAKLAB_SINGLE_PROCESS",                                                \
     "run the worker alone, without a supervisor (for a debugger or "          \
@@ -85,6 +90,7 @@ typedef struct srv_cfg {
   int admin_port;           /* --admin-port (-1 = none) */
   const char *admin_port_file; /* --admin-port-file ("" = none) */
   size_t max_body;          /* --max-body */
+  unsigned worker_timeout_s; /* --worker-timeout */
   bool single_process;      /* --single-process */
   const char *port_file;    /* --port-file ("" = none) */
 } srv_cfg_t;

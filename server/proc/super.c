@@ -49,6 +49,8 @@ typedef struct srv__worker {
   uint64_t t_stop;          /* ... was told to stop */
   srv_recycle_t rc;         /* what the recycling guard keeps of it */
   bool killed;              /* the supervisor sent it SIGKILL */
+  bool hung;                /* it missed its heartbeat: killed, not
+                               drained, once its successor serves */
   char why[160];            /* why it was started, if to replace one */
 } srv__worker_t;
 
@@ -69,11 +71,13 @@ typedef struct srv__sup {
   int exit_code;
 } srv__sup_t;
 
-static srv_counter_t *srv__crashes;
+static srv_counter_t *srv__crashes, *srv__hangs;
 
 int srv_super_setup(void) {
   srv__crashes = srv_counters_add("crashes", "workers that died and were restarted");
-  return srv__crashes ? SRV_OK : SRV_ENOMEM;
+  srv__hangs = srv_counters_add("hangs", "workers replaced for missing their "
+                                         "heartbeat (--worker-timeout)");
+  return srv__crashes && srv__hangs ? SRV_OK : SRV_ENOMEM;
 }
 
 static uint64_t srv__now(void) { return srv_clock_mono_ns() / 1000000u; }
@@ -126,6 +130,7 @@ static srv__worker_t *srv__spawn(srv__sup_t *s, const char *why) {
   uint64_t gen = s->last_gen + 1;
   atomic_store(srv_workers_requests(gen), 0);
   atomic_store(srv_workers_limit(gen), 0);
+  atomic_store(srv_workers_beat_of(gen), srv__now());
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
@@ -152,7 +157,9 @@ static srv__worker_t *srv__spawn(srv__sup_t *s, const char *why) {
 }
 
 static void srv__stop_worker(srv__worker_t *w, uint64_t now) {
-  kill(w->pid, SIGTERM);
+  /* A hung worker cannot drain: what it holds is lost either way. */
+  kill(w->pid, w->hung ? SIGKILL : SIGTERM);
+  if (w->hung) w->killed = true;
   w->state = SRV__STOPPING;
   w->t_stop = now;
 }
@@ -180,7 +187,17 @@ static void srv__promote(srv__sup_t *s, srv__worker_t *w) {
   atomic_store(&srv_workers->worker_pid, (uint64_t)w->pid);
   atomic_store(srv_workers_limit(w->generation),
                srv_recycle_request_limit(&w->rc, srv_recycle_requests_flag()));
-  if (old) {
+  if (old && old->hung) {
+    srv__stop_worker(old, now);
+    srv_events_log(SRV_EVENT_hung,
+                   "hung worker %d (generation %llu) replaced by worker %d "
+                   "(generation %llu) in %llu ms and killed",
+                   (int)old->pid, (unsigned long long)old->generation,
+                   (int)w->pid, (unsigned long long)w->generation,
+                   (unsigned long long)(now - w->t_fork));
+    fprintf(stderr, "leaklab: hung worker %d replaced by worker %d\n",
+            (int)old->pid, (int)w->pid);
+  } else if (old) {
     srv__stop_worker(old, now);
     srv_recycle_count();
     srv_events_log(SRV_EVENT_recycle,
@@ -267,7 +284,9 @@ static void srv__ended(srv__sup_t *s, srv__worker_t *w, int st) {
   }
   case SRV__STOPPING:
     if (clean) break;
-    if (w->killed) {
+    if (w->hung) {
+      /* Its replacement was logged as the hung event. */
+    } else if (w->killed) {
       srv_events_log(SRV_EVENT_stop,
                      "worker %d (generation %llu) did not stop within %d s "
                      "and was killed",
@@ -339,6 +358,15 @@ static bool srv__due(srv__sup_t *s, srv__worker_t *w, char *why, size_t cap) {
                          SRV_SUPER_TICK_MS + s->handover_ms, why, cap);
 }
 
+/* Whether the serving worker has gone --worker-timeout without a
+ * heartbeat. */
+static bool srv__missed_beat(const srv__sup_t *s, const srv__worker_t *w,
+                             uint64_t now) {
+  if (!s->cfg->worker_timeout_s) return false;
+  uint64_t beat = atomic_load(srv_workers_beat_of(w->generation));
+  return now > beat && now - beat > (uint64_t)s->cfg->worker_timeout_s * 1000u;
+}
+
 static void srv__tick(srv__sup_t *s) {
   uint64_t now = srv__now();
   for (int i = 0; i < SRV__MAX_WORKERS; i++) {
@@ -355,6 +383,23 @@ static void srv__tick(srv__sup_t *s) {
   if (s->stopping) return;
   srv__worker_t *serving = srv__find(s, SRV__SERVING);
   srv__worker_t *starting = srv__find(s, SRV__STARTING);
+  if (serving && !serving->hung && srv__missed_beat(s, serving, now)) {
+    /* Replaced as in a recycle, successor first; at the handover it is
+     * killed, since it cannot drain. */
+    uint64_t beat = atomic_load(srv_workers_beat_of(serving->generation));
+    serving->hung = true;
+    srv_counter_add(srv__hangs, 1);
+    char why[160];
+    snprintf(why, sizeof why, "worker %d missed its heartbeat for %.1f s "
+                              "(--worker-timeout %u)",
+             (int)serving->pid, (double)(now - beat) / 1000.0,
+             s->cfg->worker_timeout_s);
+    srv_events_log(SRV_EVENT_hung, "%s; %s", why,
+                   starting ? "its successor is starting" : "starting a successor");
+    fprintf(stderr, "leaklab: %s\n", why);
+    if (!starting && srv__alive(s) < SRV__MAX_WORKERS && srv__spawn(s, why))
+      return;
+  }
   if (s->start_at && now >= s->start_at && !serving && !starting) {
     s->start_at = 0;
     if (!srv__spawn(s, NULL)) s->start_at = now + s->backoff_ms;

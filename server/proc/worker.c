@@ -4,12 +4,15 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <lab/cjson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app/session.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "http/http.h"
 #include "observe/events.h"
@@ -55,6 +58,55 @@ void srv_worker_announce(const srv_cfg_t *cfg, const srv_worker_socks_t *socks) 
           cfg->heap == LAB_BACKEND_LIBC ? "libc" : "lab", cfg->threads,
           cfg->threads == 1 ? "" : "s",
           cfg->single_process ? ", single process" : "");
+}
+
+/* The heartbeat thread: every tick this worker says it is alive, unless
+ * a request has been stuck in its handler as long as the supervisor
+ * waits (--worker-timeout). A stopped process beats no more either. */
+static pthread_t srv__beater;
+static pthread_mutex_t srv__beat_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t srv__beat_wake = PTHREAD_COND_INITIALIZER;
+static bool srv__beat_stop, srv__beating;
+static uint64_t srv__beat_timeout_ns;
+
+static void *srv__beat_main(void *arg) {
+  (void)arg;
+  uint64_t tick_ms = srv__beat_timeout_ns / 4000000u;
+  if (tick_ms > SRV_WORKER_BEAT_MS) tick_ms = SRV_WORKER_BEAT_MS;
+  if (tick_ms < 10) tick_ms = 10;
+  pthread_mutex_lock(&srv__beat_lock);
+  while (!srv__beat_stop) {
+    if (srv_http_handler_ns(srv_clock_mono_ns()) < srv__beat_timeout_ns)
+      srv_workers_beat();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + tick_ms * 1000000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&srv__beat_wake, &srv__beat_lock, &ts);
+  }
+  pthread_mutex_unlock(&srv__beat_lock);
+  return NULL;
+}
+
+static int srv__beat_start(unsigned timeout_s) {
+  srv_workers_beat();
+  if (!timeout_s) return SRV_OK;
+  srv__beat_timeout_ns = (uint64_t)timeout_s * 1000000000u;
+  srv__beat_stop = false;
+  if (pthread_create(&srv__beater, NULL, srv__beat_main, NULL)) return SRV_EIO;
+  srv__beating = true;
+  return SRV_OK;
+}
+
+static void srv__beat_stop_join(void) {
+  if (!srv__beating) return;
+  pthread_mutex_lock(&srv__beat_lock);
+  srv__beat_stop = true;
+  pthread_cond_signal(&srv__beat_wake);
+  pthread_mutex_unlock(&srv__beat_lock);
+  pthread_join(srv__beater, NULL);
+  srv__beating = false;
 }
 
 /* Close the listening sockets (a worker that cannot serve). */
@@ -106,6 +158,12 @@ int srv_worker_run(const srv_cfg_t *cfg, const srv_worker_socks_t *socks,
     srv__close_socks(socks);
     return 1;
   }
+  if (srv__beat_start(alone ? 0 : cfg->worker_timeout_s)) {
+    fprintf(stderr, "leaklab: cannot start the heartbeat thread\n");
+    srv_http_drain(0, 0, NULL);
+    srv_hist_stop();
+    return 1;
+  }
   srv_events_log(SRV_EVENT_start,
                  "worker %d (generation %llu) serving on %s:%u with the %s "
                  "heap, %u thread%s",
@@ -140,6 +198,7 @@ int srv_worker_run(const srv_cfg_t *cfg, const srv_worker_socks_t *socks,
 
   srv_http_drain_t d;
   srv_http_drain(SRV_WORKER_DRAIN_MS, SRV_WORKER_IDLE_MS, &d);
+  srv__beat_stop_join();
   srv_hist_stop();
   srv_session_clear();
   srv_events_log(SRV_EVENT_stop,

@@ -11,6 +11,7 @@
 
 #define SRV_WORKER_DRAIN_MS 5000 /* longest drain before the worker stops */
 #define SRV_WORKER_IDLE_MS 1000  /* idle keep-alive connections wait this */
+#define SRV_WORKER_BEAT_MS 250   /* heartbeats at least this often */
 
 /* How a worker runs. */
 typedef struct srv_worker_opts {

@@ -360,6 +360,82 @@ static void sigterm_under_load_stops_the_supervisor_and_its_worker(void **state)
   assert_true(kill((pid_t)worker, 0) != 0);
 }
 
+/* Monotonic ms, for elapsed times. */
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A stopped worker (SIGSTOP: what a deadlock looks like from outside)
+ * misses its heartbeat; the supervisor starts its successor, then kills
+ * it, within the timeout and a handover. */
+static void a_stopped_worker_is_replaced_within_the_worker_timeout(void **state) {
+  (void)state;
+  static const char *const args[] = {"--worker-timeout", "1", NULL};
+  srv_t *s = srv_start(args, NULL);
+  set_flags(s, "{\"echo.leak_tree\": 0.5}");
+  char *flags0 = flag_values(s);
+  repeat(s, 20, "POST", "/echo", BODY, 200);
+  double pid0 = stat_num(s, "worker/pid");
+  uint64_t since = last_event(s);
+  assert_int_equal(kill((pid_t)pid0, SIGSTOP), 0);
+  uint64_t t0 = mono_ms();
+  /* The client's keep-alive connection is the stopped worker's: it fails
+   * when that worker is killed, and the retry reaches the successor. */
+  double pid1 = pid0;
+  for (int i = 0; i < 300 && pid1 == pid0; i++) {
+    http_resp_t r = http(s, "GET", "/api/stats", NULL, 0, NULL);
+    if (r.status == 200) {
+      cJSON *st = cJSON_Parse(r.body);
+      pid1 = jnum(st, "worker/pid");
+      cJSON_Delete(st);
+    }
+    http_free(&r);
+    if (pid1 == pid0) sleep_ms(20);
+  }
+  uint64_t took = mono_ms() - t0;
+  print_message("replaced in %llu ms\n", (unsigned long long)took);
+  assert_true(pid1 != pid0);
+  /* 1 s of timeout, a tick, and a handover (a second under a sanitizer). */
+  assert_true(took < 4000);
+  cJSON *st = http_json(s, "GET", "/api/stats", NULL, NULL);
+  assert_int_equal(jnum(st, "counters/hangs"), 1);
+  assert_int_equal(jnum(st, "counters/crashes"), 0);
+  assert_int_equal(jnum(st, "guards/recycles"), 0);
+  assert_int_equal(jnum(st, "worker/generation"), 2);
+  cJSON_Delete(st);
+  char msg[256];
+  assert_int_equal(events_of(s, since, "hung", msg, sizeof msg), 2);
+  if (!strstr(msg, "replaced by worker") || !strstr(msg, "killed"))
+    fail_msg("hung event: %s", msg);
+  /* The stopped worker is gone, reaped by the supervisor. */
+  for (int i = 0; i < 100 && kill((pid_t)pid0, 0) == 0; i++) sleep_ms(20);
+  assert_true(kill((pid_t)pid0, 0) != 0);
+  char *flags1 = flag_values(s);
+  assert_string_equal(flags0, flags1);
+  free(flags0);
+  free(flags1);
+  repeat(s, 20, "POST", "/echo", BODY, 200);
+  assert_int_equal(srv_stop(s), 0);
+}
+
+/* A worker whose heartbeat stops only while it is stopped is not
+ * replaced when it comes back in time. */
+static void a_worker_stopped_shorter_than_the_timeout_is_kept(void **state) {
+  (void)state;
+  static const char *const args[] = {"--worker-timeout", "3", NULL};
+  srv_t *s = srv_start(args, NULL);
+  double pid0 = stat_num(s, "worker/pid");
+  assert_int_equal(kill((pid_t)pid0, SIGSTOP), 0);
+  sleep_ms(1000);
+  assert_int_equal(kill((pid_t)pid0, SIGCONT), 0);
+  repeat(s, 20, "GET", "/hello", NULL, 200);
+  assert_int_equal(stat_num(s, "worker/pid"), pid0);
+  assert_int_equal(stat_num(s, "counters/hangs"), 0);
+  assert_int_equal(srv_stop(s), 0);
+}
+
 static void single_process_is_one_process_and_does_not_recycle(void **state) {
   (void)state;
   static const char *const args[] = {"--single-process", NULL};
@@ -385,6 +461,8 @@ int main(void) {
       T(a_keepalive_request_to_the_old_worker_is_answered_with_connection_close),
       T(a_killed_worker_is_replaced_and_the_crash_is_an_event),
       cmocka_unit_test_setup(sigterm_under_load_stops_the_supervisor_and_its_worker, start),
+      cmocka_unit_test(a_stopped_worker_is_replaced_within_the_worker_timeout),
+      cmocka_unit_test(a_worker_stopped_shorter_than_the_timeout_is_kept),
       cmocka_unit_test(single_process_is_one_process_and_does_not_recycle),
   };
 #undef T
