@@ -248,21 +248,26 @@ void srv_conns_stop(void) {
   srv__running = false;
 }
 
+/* Connections from the address `key` held now (cut ones aside); under
+ * srv__lock. A scan, not a table: at most --max-conns entries, and only
+ * on accept. */
+static unsigned srv__same(const unsigned char key[SRV__ADDR_LEN],
+                          const srv_conn_t *except) {
+  unsigned same = 0;
+  for (srv_conn_t *c = srv__head; c; c = c->next)
+    if (c != except && !c->admin && !memcmp(c->addr, key, SRV__ADDR_LEN) &&
+        atomic_load(&c->phase) != SRV__CUT)
+      same++;
+  return same;
+}
+
 bool srv_conns_admit(const struct sockaddr *addr, socklen_t len) {
   unsigned char key[SRV__ADDR_LEN];
   srv__key(addr, len, key);
   bool ok = true;
   pthread_mutex_lock(&srv__lock);
-  if (srv__cfg.per_client && key[0]) {
-    /* A scan, not a table: at most --max-conns entries, and only on
-     * accept. */
-    unsigned same = 0;
-    for (srv_conn_t *c = srv__head; c; c = c->next)
-      if (!c->admin && !memcmp(c->addr, key, sizeof key) &&
-          atomic_load(&c->phase) != SRV__CUT)
-        same++;
-    if (same >= srv__cfg.per_client) ok = false;
-  }
+  if (srv__cfg.per_client && key[0] && srv__same(key, NULL) >= srv__cfg.per_client)
+    ok = false;
   if (ok && srv__cfg.max_conns && srv__main_n >= srv__cfg.max_conns) {
     /* Full: close the oldest connection that has sent nothing. */
     ok = false;
@@ -299,6 +304,16 @@ srv_conn_t *srv_conns_open(int fd, const struct sockaddr *addr, bool admin) {
     if (srv__head) srv__head->prev = c;
     else srv__tail = c;
     srv__head = c;
+    /* The accept policy runs before the connection is registered, so a
+     * burst accepted on several threads at once can pass it together:
+     * the exact count is taken here, one connection at a time. */
+    bool over = !admin && srv__cfg.per_client && c->addr[0] &&
+                srv__same(c->addr, c) >= srv__cfg.per_client;
+    if (over) {
+      atomic_store(&c->phase, SRV__CUT);
+      srv__close(c);
+      srv_counter_add(srv__c.conns_refused, 1);
+    }
   }
   pthread_mutex_unlock(&srv__lock);
   return c;
