@@ -110,7 +110,10 @@ test("bodies promised but not sent take no memory", async (t) => {
     for (const s of socks) s.destroy();
     t.diagnostic(`${N} pending 1 MiB promises: RSS +${grown} bytes, live +${live} bytes`);
     assert.ok(live < 4 * 1024 * 1024, `live bytes grew by ${live} for ${N} one-byte bodies`);
-    assert.ok(grown < 16 * 1024 * 1024, `RSS grew by ${grown} for ${N} one-byte bodies`);
+    // A sanitizer's shadow memory grows with every byte the server
+    // touches (TSan: 4x and more), so RSS is judged in plain builds only.
+    if (!process.env.LEAKLAB_SANITIZE)
+      assert.ok(grown < 16 * 1024 * 1024, `RSS grew by ${grown} for ${N} one-byte bodies`);
     assert.ok(await (await fetch(`${own.url}/healthz`)).ok);
   } finally {
     assert.deepEqual(await own.stop(), {code: 0, signal: null});
