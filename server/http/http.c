@@ -5,6 +5,7 @@
 
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -526,7 +527,8 @@ static struct MHD_Daemon *srv__start_daemon(int fd, unsigned threads,
                                             char *tag, bool policy) {
   struct MHD_OptionItem ops[9];
   int k = 0;
-  ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
+  if (fd >= 0)
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
                                      (intptr_t)srv__completed, NULL};
   ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
@@ -546,7 +548,9 @@ static struct MHD_Daemon *srv__start_daemon(int fd, unsigned threads,
    * old worker in the middle of a handover. With poll() a quiesced thread
    * just leaves the socket out of its next poll set; MHD_USE_ITC wakes it
    * to do so. (On 64 connections poll() is no slower: BENCHMARKS.md.) */
-  return MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC, 0,
+  unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC;
+  if (fd < 0) flags |= MHD_USE_NO_LISTEN_SOCKET;
+  return MHD_start_daemon(flags, 0,
                           policy ? srv__accept : NULL, NULL, srv__access, tag,
                           MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
 }
@@ -581,6 +585,17 @@ int srv_http_start(const srv_http_config_t *cfg, int listen_fd, int admin_fd) {
     srv_conns_stop();
     return SRV_EIO;
   }
+  return SRV_OK;
+}
+
+int srv_http_add_connection(int fd) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!srv__daemon ||
+      MHD_add_connection(srv__daemon, fd, (const struct sockaddr *)&sa, sizeof sa) != MHD_YES)
+    return SRV_EIO;
   return SRV_OK;
 }
 

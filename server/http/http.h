@@ -85,12 +85,18 @@ int srv_http_listen(const char *addr, unsigned port, int *fd,
 #define SRV_HTTP_EVICT_ROOM 64  /* libmicrohttpd's limit above max_conns */
 #define SRV_HTTP_ADMIN_CONNS 16 /* connections the admin port serves */
 
-/* Start the daemon on a listening socket, and, if admin_fd >= 0, the admin
+/* Start the daemon on a listening socket (listen_fd < 0: none, for
+ * srv_http_add_connection only), and, if admin_fd >= 0, the admin
  * daemon on that one: one thread, SRV_HTTP_ADMIN_CONNS connections, the
  * routes with SRV_ROUTE_ADMIN only, outside the per-client limit and
  * --max-conns, so no flood on the main port blinds the observer. SRV_EIO
  * on failure. */
 int srv_http_start(const srv_http_config_t *cfg, int listen_fd, int admin_fd);
+/* Hand a connected socket to the main daemon as if it had been accepted
+ * from 127.0.0.1 (the daemon then owns fd): for the fuzz target that
+ * speaks HTTP through a socketpair. SRV_EIO if refused. */
+int srv_http_add_connection(int fd);
+
 /* What a drain did. */
 typedef struct srv_http_drain {
   uint64_t ms;              /* how long it took */
