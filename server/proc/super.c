@@ -221,12 +221,15 @@ static void srv__promote(srv__sup_t *s, srv__worker_t *w) {
   }
 }
 
-/* The next restart delay: 100 ms doubling to 5 s, back to 100 ms after a
- * worker served for SRV_SUPER_HEALTHY_MS. */
+/* The next restart delay. A worker that served SRV_SUPER_STABLE_MS before
+ * it died (killed, or a crash under load) restarts after the minimum; one
+ * that dies sooner, or before it serves, is a crash loop: 100 ms doubling
+ * to 5 s. The delay falls back to the minimum once a worker has served
+ * SRV_SUPER_HEALTHY_MS (srv__tick), so it never sticks. */
 static uint64_t srv__backoff(srv__sup_t *s, const srv__worker_t *w,
                              uint64_t now) {
-  if (w->state == SRV__SERVING && now - w->t_ready >= SRV_SUPER_HEALTHY_MS)
-    s->backoff_ms = SRV_SUPER_BACKOFF_MIN_MS;
+  if (w->state == SRV__SERVING && now - w->t_ready >= SRV_SUPER_STABLE_MS)
+    return SRV_SUPER_BACKOFF_MIN_MS;
   uint64_t d = s->backoff_ms;
   s->backoff_ms = d * 2 > SRV_SUPER_BACKOFF_MAX_MS ? SRV_SUPER_BACKOFF_MAX_MS
                                                    : d * 2;
@@ -383,6 +386,8 @@ static void srv__tick(srv__sup_t *s) {
   if (s->stopping) return;
   srv__worker_t *serving = srv__find(s, SRV__SERVING);
   srv__worker_t *starting = srv__find(s, SRV__STARTING);
+  if (serving && now - serving->t_ready >= SRV_SUPER_HEALTHY_MS)
+    s->backoff_ms = SRV_SUPER_BACKOFF_MIN_MS;
   if (serving && !serving->hung && srv__missed_beat(s, serving, now)) {
     /* Replaced as in a recycle, successor first; at the handover it is
      * killed, since it cannot drain. */

@@ -19,6 +19,7 @@
 #define SRV_SUPER_TICK_MS 20          /* polling interval */
 #define SRV_SUPER_BACKOFF_MIN_MS 100  /* first restart delay after a crash */
 #define SRV_SUPER_BACKOFF_MAX_MS 5000 /* the delay doubles up to this */
+#define SRV_SUPER_STABLE_MS 250       /* served this long: not a crash loop */
 #define SRV_SUPER_HEALTHY_MS 10000    /* serving this long resets it */
 #define SRV_SUPER_KILL_MS 10000       /* a stopping worker is killed after */
 #define SRV_SUPER_START_MS 60000      /* a starting worker is killed after */
