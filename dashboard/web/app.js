@@ -101,7 +101,7 @@ const store = window.leaklabStore = {
   siteNames: [],        /* index -> name, from the server's sample payloads */
   lastMs: 0,
   rps: {t: [], byStatus: new Map()},
-  lastStats: null,
+  lastStats: null,      /* the previous sample's {t, by} (answers by status) */
   markers: [],          /* {t (s), type} */
   eventSeq: 0,
 };
@@ -143,7 +143,28 @@ function sampleFields(s) {
     live: heap.live_bytes ?? s.live_bytes,
     mapped: heap.mapped_bytes ?? s.mapped_bytes,
     sites: s.top_sites || s.sites || [],
+    by: s.by_status || null,
   };
+}
+
+/* Requests per second by status between this sample and the one before,
+ * from the lifetime counts the history carries: a page opened late draws
+ * the whole window, not only what it polled itself. */
+function noteRates(t, by) {
+  const prev = store.lastStats;
+  store.lastStats = {t, by};
+  if (!prev) return;
+  const dt = t - prev.t;
+  if (dt <= 0) return;
+  const n = store.rps.t.length;
+  store.rps.t.push(t);
+  const keys = new Set([...Object.keys(by), ...store.rps.byStatus.keys()]);
+  for (const k of keys) {
+    let arr = store.rps.byStatus.get(k);
+    if (!arr) { arr = new Array(n).fill(null); store.rps.byStatus.set(k, arr); }
+    const d = (by[k] || 0) - ((prev.by && prev.by[k]) || 0);
+    arr.push(d >= 0 ? d / dt : null);
+  }
 }
 
 function addSample(s) {
@@ -155,6 +176,7 @@ function addSample(s) {
   store.rss.push(f.rss ?? null);
   store.live.push(f.live ?? null);
   store.mapped.push(f.mapped ?? null);
+  if (f.by) noteRates(f.t_ms / 1000, f.by);
   const seen = new Set();
   for (const e of f.sites) {
     const name = e.site || e.name;
@@ -204,7 +226,9 @@ function chartOpts(el, series, yfmt) {
     plugins: [markersPlugin()],
     scales: {x: {time: true}},
     axes: [
-      {},
+      /* Times of day only: uPlot's default puts the date on a second line
+       * that overlaps the first tick at 1280x800. */
+      {values: (u, ticks) => ticks.map((t) => clock(t * 1000))},
       {values: (u, ticks) => ticks.map(yfmt), size: 70},
     ],
     legend: {live: true},
@@ -238,8 +262,16 @@ function setData(chart, data) {
 
 function drawMem() {
   const el = $("#chart-mem");
-  if (!charts.mem) charts.mem = new uPlot(chartOpts(el, ["RSS", "heap live", "heap mapped"], bytes), [[], [], [], []], el);
-  setData(charts.mem, [store.t, store.rss, store.live, store.mapped]);
+  if (!charts.mem) {
+    /* RSS last, dashed and wider, so it stays visible on top of "heap
+     * mapped" when the two are close (as under a leak). */
+    const opts = chartOpts(el, ["heap live", "heap mapped", "RSS"], bytes);
+    Object.assign(opts.series[3], {stroke: PALETTE[0], width: 3, dash: [8, 4]});
+    opts.series[1].stroke = PALETTE[1];
+    opts.series[2].stroke = PALETTE[2];
+    charts.mem = new uPlot(opts, [[], [], [], []], el);
+  }
+  setData(charts.mem, [store.t, store.live, store.mapped, store.rss]);
 }
 
 function topSiteNames() {
@@ -300,25 +332,6 @@ function noteServer(stats) {
   store.serverStart = id;
 }
 
-function noteRates(stats) {
-  const now = Date.now() / 1000;
-  const by = (stats.requests && stats.requests.by_status) || {};
-  const prev = store.lastStats;
-  store.lastStats = {t: now, by};
-  if (!prev) return;
-  const dt = now - prev.t;
-  if (dt <= 0) return;
-  const n = store.rps.t.length;
-  store.rps.t.push(now);
-  const keys = new Set([...Object.keys(by), ...store.rps.byStatus.keys()]);
-  for (const k of keys) {
-    let arr = store.rps.byStatus.get(k);
-    if (!arr) { arr = new Array(n).fill(null); store.rps.byStatus.set(k, arr); }
-    const d = (by[k] || 0) - ((prev.by && prev.by[k]) || 0);
-    arr.push(d >= 0 ? d / dt : null);
-  }
-}
-
 function showSummary(stats) {
   const p = stats.process || {}, h = stats.heap || {}, w = stats.worker || {}, g = stats.guards || {}, r = stats.requests || {};
   const c = stats.counters || {};
@@ -341,7 +354,6 @@ async function pollFast() {
     const hist = await api("/api/history?since=" + Math.floor(since));
     const samples = Array.isArray(hist) ? hist : hist.samples || [];
     for (const s of samples) addSample(s);
-    noteRates(stats);
     showSummary(stats);
     conn.ok();
     trim();

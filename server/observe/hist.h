@@ -10,6 +10,8 @@
 
 #include <lab/alloc.h>
 
+#include "http/reqstats.h"
+
 #define SRV_HIST_CAP 57600     /* samples the ring can hold: 4 h at 250 ms */
 #define SRV_HIST_DEFAULT 14400 /* 1 h at 250 ms */
 #define SRV_TOP_SITES 8        /* largest sites kept with each sample */
@@ -27,6 +29,8 @@ typedef struct srv_sample {
 #undef SRV__SAMPLE_HEAP
   uint64_t errors[LAB_FAULT_COUNT]; /* caught faults by kind */
   uint64_t requests;        /* lifetime requests answered */
+  uint64_t by_status[SRV_STATUS_COUNT]; /* lifetime answers by status
+                                           (srv_reqstats_status_code) */
   double rate_per_s;        /* requests per second since the last sample */
   uint64_t top_bytes[SRV_TOP_SITES]; /* live bytes of the largest sites */
   uint16_t top_site[SRV_TOP_SITES];  /* their index in the site table + 1 */

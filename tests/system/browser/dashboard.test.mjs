@@ -128,6 +128,35 @@ test("a preset scenario applies its flags", async () => {
   assert.equal(await page.getAttribute('[data-scenario="scopes"]', "aria-pressed"), "true");
 });
 
+test("a page opened while load runs draws the requests of the window from the history", async () => {
+  // The page's own polls began just now; the rates come from the
+  // history's lifetime counts by status, so they cover the time before.
+  const late = await browser.newPage({viewport: {width: 1280, height: 800}});
+  try {
+    const opened = Date.now() / 1000;
+    await late.goto(base + "/");
+    await late.waitForSelector("#chart-rps canvas");
+    const seen = () => late.evaluate((t) => {
+      const r = window.leaklabStore.rps;
+      return JSON.stringify({n: r.t.length, keys: [...r.byStatus.keys()], first: r.t[0] - t});
+    }, opened);
+    const before = await waitFor("the window's 200s drawn from before the page opened", () => late.evaluate((t) => {
+      const r = window.leaklabStore.rps, ok = r.byStatus.get("200");
+      if (!ok) return false;
+      const early = r.t.filter((x, i) => x < t && ok[i] > 0).length;
+      return early >= 5 && early;
+    }, opened)).catch(async (e) => { throw new Error(e.message + " " + (await seen())); });
+    assert.ok(before >= 5);
+    // The memory chart draws RSS last, on top of heap mapped.
+    const labels = await late.evaluate(() =>
+      [...document.querySelectorAll("#chart-mem .u-legend .u-series .u-label")].map((e) => e.textContent));
+    assert.equal(labels[labels.length - 1], "RSS");
+    await late.screenshot({path: join(ARTIFACTS, "dashboard-opened-late.png")});
+  } finally {
+    await late.close();
+  }
+});
+
 test("the page is readable at phone width", async () => {
   await page.setViewportSize({width: 390, height: 844});
   await sleep(300);
