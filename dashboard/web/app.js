@@ -506,6 +506,8 @@ const SCENARIOS = [
    story: "The blob handler frees its buffer twice. With glibc this corrupts the allocator or aborts; the lab heap sees that the block is already free, skips the second free and reports both the allocating and the freeing site. The server keeps serving."},
   {id: "recycling", title: "Recycling saves the day", flags: {"echo.leak_tree": 1, "guard.recycle_rss_bytes": 64 * MiB},
    story: "The tree leak is back, but now the supervisor replaces the worker whenever its RSS passes 64 MiB. The new worker starts on the same socket before the old one drains, so no request fails. RSS saws up and down: a process that exits leaks nothing, because the OS takes back its whole address space."},
+  {id: "exit-frees-all", title: "A process that exits leaks nothing", flags: {"echo.leak_tree": 1},
+   story: "The tree leak runs with no guard: live bytes and RSS climb. Now press \u201cReplace the worker now\u201d. A new worker starts on the same socket, the old one drains and exits, and live bytes and RSS drop back to where a fresh worker starts, at once: when a process exits the OS takes back its whole address space, every page it leaked included."},
   {id: "scopes", title: "Scopes as request pools", flags: {"echo.leak_tree": 1, "guard.request_scope": true},
    story: "Every request allocates inside a heap scope, like an APR or nginx request pool. When the request ends, whatever it still holds is freed and counted as reclaimed. The forgotten tree no longer accumulates: live bytes stay flat while the reclaimed counter climbs."},
 ];
@@ -549,6 +551,14 @@ function start() {
     }
     $("#story").textContent = "";
     await loadFlags();
+  });
+  $("#recycle").addEventListener("click", async () => {
+    try {
+      await api("/api/recycle", {method: "POST"});
+      showFlagError("");
+    } catch (e) {
+      showFlagError(e.message);
+    }
   });
   $("#window").addEventListener("change", drawAll);
   new ResizeObserver(resizeCharts).observe($(".charts"));

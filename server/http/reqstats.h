@@ -10,7 +10,8 @@
 
 /* Statuses counted one by one; others count as "other". */
 #define SRV_STATUS_MAP(X)                                                    \
-  X(200) X(201) X(400) X(401) X(404) X(405) X(413) X(500) X(503)
+  X(200) X(201) X(202) X(400) X(401) X(404) X(405) X(409) X(413) X(500)      \
+  X(503)
 
 enum {
 #define SRV__STATUS_ENUM(code) SRV_STATUS_##code,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -16,6 +17,7 @@
 #include "observe/hist.h"
 #include "observe/sites.h"
 #include "observe/stats.h"
+#include "observe/workers.h"
 
 static srv_jsonapi_budget_fn srv__budget;
 
@@ -210,6 +212,30 @@ void srv_jsonapi_flags_reset(srv_req_t *rq) {
   }
   srv_flags_reset();
   srv__flags_doc(rq, 200);
+}
+
+/* ---- /api/recycle ---- */
+
+void srv_jsonapi_recycle(srv_req_t *rq) {
+  if (!srv_http_query_only(rq, NULL)) return;
+  if (!srv_http_authorized(rq)) {
+    srv_http_error(rq, 401, "replacing the worker needs 'Authorization: Bearer "
+                            "<admin token>'");
+    return;
+  }
+  if (srv_workers_ask_handover()) {
+    srv_http_error(rq, 409, "no supervisor to replace the worker "
+                            "(--single-process)");
+    return;
+  }
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_json_obj(&j, NULL);
+  srv_json_str(&j, "status", "a new worker is starting; this one drains");
+  srv_json_i64(&j, "worker", (int64_t)getpid());
+  srv_json_u64(&j, "generation", srv_workers_self.generation);
+  srv_json_end(&j);
+  srv_http_send_json(rq, 202, &j);
 }
 
 /* ---- /api/leaks ---- */

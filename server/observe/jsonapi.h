@@ -24,6 +24,9 @@ void srv_jsonapi_history(srv_req_t *rq);
 void srv_jsonapi_flags(srv_req_t *rq);
 /* POST /api/flags/reset: every flag back to its default. */
 void srv_jsonapi_flags_reset(srv_req_t *rq);
+/* POST /api/recycle: replace the serving worker now, gracefully (as
+ * SIGHUP to the supervisor does); 202, or 409 with --single-process. */
+void srv_jsonapi_recycle(srv_req_t *rq);
 /* GET /api/leaks?top=N: live heap by call site with growth rates. */
 void srv_jsonapi_leaks(srv_req_t *rq);
 /* GET /api/events?since=<seq>&limit=N: events after since, newest last. */

@@ -41,6 +41,7 @@ static const srv_route_def_t srv__routes[] = {
      srv_jsonapi_flags, A, NULL},
     {"flags_reset", "/api/flags/reset", SRV_M_POST, srv_jsonapi_flags_reset, A,
      NULL},
+    {"recycle", "/api/recycle", SRV_M_POST, srv_jsonapi_recycle, A, NULL},
     {"leaks", "/api/leaks", SRV_M_GET, srv_jsonapi_leaks, A, NULL},
     {"events", "/api/events", SRV_M_GET, srv_jsonapi_events, A, NULL},
     {"metrics", "/metrics", SRV_M_GET, srv_metrics_handle, A, NULL},

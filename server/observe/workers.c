@@ -1,6 +1,7 @@
 /* workers.c - the serving worker and per-worker counters. */
 #include "observe/workers.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -41,6 +42,13 @@ void srv_workers_beat(void) {
 
 _Atomic uint64_t *srv_workers_beat_of(uint64_t generation) {
   return &srv_workers->beat_ms[generation % SRV_WORKER_SLOTS];
+}
+
+int srv_workers_ask_handover(void) {
+  pid_t sup = (pid_t)srv_workers->supervisor_pid;
+  if (sup == getpid()) return SRV_EACCES; /* alone: nobody to replace us */
+  atomic_store(&srv_workers->handover_asked, 1);
+  return kill(sup, SIGHUP) ? SRV_EACCES : SRV_OK;
 }
 
 uint64_t srv_workers_my_requests(void) {

@@ -28,6 +28,8 @@ typedef struct srv_workers {
                                          (0: never) */
   _Atomic uint64_t beat_ms[SRV_WORKER_SLOTS]; /* that worker's last
                                          heartbeat, monotonic ms */
+  _Atomic uint64_t handover_asked;    /* 1: the next SIGHUP to the
+                                         supervisor came from the API */
 } srv_workers_t;
 
 /* The block (set by srv_workers_setup; NULL before). */
@@ -55,6 +57,9 @@ _Atomic uint64_t *srv_workers_limit(uint64_t generation);
 void srv_workers_beat(void);
 /* The heartbeat slot of the worker of that generation (monotonic ms). */
 _Atomic uint64_t *srv_workers_beat_of(uint64_t generation);
+/* Ask the supervisor for a graceful handover now, as SIGHUP does;
+ * SRV_EACCES when there is none (--single-process) or it cannot be told. */
+int srv_workers_ask_handover(void);
 /* Requests this worker process answered. */
 uint64_t srv_workers_my_requests(void);
 /* Count one answered request for this worker; returns its new count. */

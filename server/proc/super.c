@@ -414,7 +414,11 @@ static void srv__tick(srv__sup_t *s) {
       srv__alive(s) >= SRV__MAX_WORKERS)
     return;
   char why[160];
-  if (s->hup) snprintf(why, sizeof why, "SIGHUP");
+  if (s->hup)
+    snprintf(why, sizeof why, "%s",
+             atomic_exchange(&srv_workers->handover_asked, 0)
+                 ? "asked for by POST /api/recycle"
+                 : "SIGHUP");
   else if (!srv__due(s, serving, why, sizeof why)) return;
   s->hup = false;
   if (!srv__spawn(s, why)) s->recycle_at = now + s->backoff_ms;

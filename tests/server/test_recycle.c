@@ -555,6 +555,44 @@ static void single_process_is_one_process_and_does_not_recycle(void **state) {
   sleep_ms(100);
   assert_int_equal(stat_num(s, "guards/recycles"), 0);
   assert_int_equal(stat_num(s, "worker/pid"), s->pid);
+  /* Nobody to hand over to: asking is a 409 that changes nothing. */
+  long status = 0;
+  cJSON *doc = http_json(s, "POST", "/api/recycle", NULL, &status);
+  assert_int_equal(status, 409);
+  assert_non_null(strstr(jget(doc, "error")->valuestring, "--single-process"));
+  cJSON_Delete(doc);
+  assert_int_equal(stat_num(s, "worker/pid"), s->pid);
+  assert_int_equal(srv_stop(s), 0);
+}
+
+/* POST /api/recycle is a graceful handover, as SIGHUP is, said so in the
+ * event; it needs the admin token when there is one. */
+static void post_api_recycle_replaces_the_worker_gracefully(void **state) {
+  (void)state;
+  static const char *const args[] = {"--admin-token", "sesame", NULL};
+  srv_t *s = srv_start(args, NULL);
+  double pid0 = stat_num(s, "worker/pid");
+  uint64_t since = last_event(s);
+  long status = 0;
+  cJSON *doc = http_json(s, "POST", "/api/recycle", NULL, &status);
+  assert_int_equal(status, 401);
+  cJSON_Delete(doc);
+  http_resp_t r = http(s, "POST", "/api/recycle", NULL, 0,
+                       (const char *const[]){"Authorization: Bearer sesame", NULL});
+  assert_int_equal(r.status, 202);
+  http_free(&r);
+  char msg[256] = "";
+  for (int i = 0; i < 500 && !events_of(s, since, "recycle", msg, sizeof msg); i++)
+    sleep_ms(10);
+  if (!strstr(msg, "asked for by POST /api/recycle")) fail_msg("recycle event: %s", msg);
+  double pid1 = pid0;
+  for (int i = 0; i < 500 && pid1 == pid0; i++) {
+    pid1 = stat_num(s, "worker/pid");
+    if (pid1 == pid0) sleep_ms(10);
+  }
+  assert_true(pid1 != pid0);
+  assert_int_equal(stat_num(s, "guards/recycles"), 1);
+  assert_int_equal(stat_num(s, "counters/crashes"), 0);
   assert_int_equal(srv_stop(s), 0);
 }
 
@@ -570,6 +608,7 @@ int main(void) {
       cmocka_unit_test(a_worker_stopped_shorter_than_the_timeout_is_kept),
       cmocka_unit_test(a_worker_killed_again_and_again_under_load_is_always_replaced),
       cmocka_unit_test(single_process_is_one_process_and_does_not_recycle),
+      cmocka_unit_test(post_api_recycle_replaces_the_worker_gracefully),
   };
 #undef T
   return cmocka_run_group_tests_name("server recycling", tests, NULL, NULL);

@@ -157,6 +157,30 @@ test("a page opened while load runs draws the requests of the window from the hi
   }
 });
 
+test("a process that exits leaks nothing: the page's control replaces a leaking worker", async () => {
+  await page.click('[data-scenario="exit-frees-all"]');
+  await waitFor("the scenario's story", async () =>
+    (await page.textContent("#story")).includes("exits"));
+  const leaking = await waitFor("the leak to build up", async () => {
+    const st = await json("/api/stats");
+    return st.heap.live_bytes > 200000 && st;
+  }, 30000);
+  await page.click("#recycle");
+  // The new worker starts with a fresh heap: what the old one leaked is
+  // gone with its process.
+  const fresh = await waitFor("the next worker to serve", async () => {
+    const st = await json("/api/stats");
+    return st.worker.generation > leaking.worker.generation && st.worker.serving && st;
+  });
+  assert.ok(fresh.heap.live_bytes < leaking.heap.live_bytes / 2,
+            `live ${fresh.heap.live_bytes} after, ${leaking.heap.live_bytes} before`);
+  const ev = await json("/api/events?since=0");
+  assert.ok(ev.events.some((e) => e.type === "recycle" && /POST \/api\/recycle/.test(e.message)));
+  await waitFor("the summary to show the new worker", async () =>
+    (await page.textContent("#summary")).includes(`worker #${fresh.worker.generation}`));
+  await page.click("#reset");
+});
+
 test("the page is readable at phone width", async () => {
   await page.setViewportSize({width: 390, height: 844});
   await sleep(300);
