@@ -502,6 +502,8 @@ const SCENARIOS = [
    story: "Every session is kept in a cache that never evicts. Each entry is still reachable, so LeakSanitizer or valgrind would report no leak at exit, yet memory grows without bound. The cure is a bound (LRU), which is what turning the fault off restores. Request scopes do not help: the entries are detached on purpose."},
   {id: "off-by-one", title: "Not allocating enough", flags: {"hello.off_by_one": 1},
    story: "The greeting is copied into malloc(strlen(s)) instead of strlen(s) + 1, so the terminating NUL lands one byte past the block. The heap's guard bytes catch the write when the block is freed: see the overflow events, with the allocating site."},
+  {id: "stack-return", title: "Stack versus heap", flags: {"hello.stack_return": 1},
+   story: "A helper formats the greeting in its own stack buffer and returns a pointer to it; by the time the handler copies it, another call has used that stack. Try curl 127.0.0.1:8080/hello?name=ada: the answer is ### instead of the greeting. The heap catches none of it (no event, no counter): the buffer never came from the heap, the stack stays mapped and readable, and nothing was freed, only reused. What must outlive a function belongs on the heap."},
   {id: "double-free", title: "Double free", flags: {"blob.double_free": 1},
    story: "The blob handler frees its buffer twice. With glibc this corrupts the allocator or aborts; the lab heap sees that the block is already free, skips the second free and reports both the allocating and the freeing site. The server keeps serving."},
   {id: "recycling", title: "Recycling saves the day", flags: {"echo.leak_tree": 1, "guard.recycle_rss_bytes": 64 * MiB},

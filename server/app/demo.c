@@ -23,6 +23,28 @@
 
 /* ---- /hello ---- */
 
+/* The mistake of hello.stack_return: the greeting is made in this
+ * function's own stack frame and the caller gets a pointer to it. The
+ * frame is gone when the function returns; its bytes stay mapped and are
+ * reused by the next call. (The volatile pointer keeps the compiler from
+ * seeing what is returned and replacing it.) */
+static __attribute__((noinline)) const char *srv__greeting_in_frame(const char *name) {
+  char frame[SRV_NAME_LIMIT + 64];
+  snprintf(frame, sizeof frame, "Hello, %s!\n", name);
+  char *volatile dangling = frame;
+  return dangling;
+}
+
+/* Any later call: this one fills a frame of its own, where the greeting's
+ * frame was. */
+static __attribute__((noinline)) unsigned srv__next_call(void) {
+  volatile char frame[2 * SRV_NAME_LIMIT];
+  unsigned sum = 0;
+  for (size_t i = 0; i < sizeof frame; i++) frame[i] = '#';
+  for (size_t i = 0; i < sizeof frame; i += 64) sum += (unsigned char)frame[i];
+  return sum;
+}
+
 void srv_demo_hello(srv_req_t *rq) {
   static const char *const allowed[] = {"name", NULL};
   if (!srv_http_query_only(rq, allowed)) return;
@@ -55,7 +77,15 @@ void srv_demo_hello(srv_req_t *rq) {
   /* The response buffer: handed to MHD, which frees it when sent. The
    * mistake: hand MHD a copy and forget our own buffer. */
   char *resp = lab_malloc_named(len, "hello.response");
-  memcpy(resp, greeting, len);
+  if (srv_faults_hit(SRV_FAULT_hello_stack_return)) {
+    /* The mistake: keep what a helper returned from its stack, and read it
+     * after another call has used that stack. */
+    const char *greeting_ptr = srv__greeting_in_frame(copy);
+    srv__next_call();
+    memcpy(resp, greeting_ptr, len);
+  } else {
+    memcpy(resp, greeting, len);
+  }
   if (srv_faults_hit(SRV_FAULT_hello_leak_response))
     srv_http_send_copy(rq, 200, "text/plain; charset=utf-8", resp, len);
   else

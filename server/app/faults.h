@@ -23,6 +23,13 @@
     "GET /hello formats short greetings in a stack buffer and frees it as "  \
     "if it came from malloc: caught as an invalid free at hello.free",       \
     "invalid free: a stack address")                                        \
+  X(hello_stack_return, "hello.stack_return",                               \
+    "GET /hello has a helper format the greeting in its own stack buffer "   \
+    "and return a pointer to it; another call then uses that stack, and "    \
+    "the answer shows its bytes (#) instead of the greeting. The heap "      \
+    "catches none of it: the buffer never came from the heap, the stack "    \
+    "stays mapped and readable, and nothing was freed, only reused",         \
+    "memory that must outlive a function placed on its stack")              \
   X(echo_leak_tree, "echo.leak_tree",                                       \
     "/echo never deletes the cJSON tree it parsed: every node and string "   \
     "of the document stays live at site echo.tree",                          \

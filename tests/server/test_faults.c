@@ -157,6 +157,33 @@ static void hello_off_by_one_is_caught_as_an_overflow_at_hello_name(void **state
   assert_int_equal(heap_errors(srv, "overflow") - e0, N);
 }
 
+/* A pointer into a returned function's stack frame: the answer holds what
+ * the next call left there, and the heap catches nothing, since no block
+ * of it was involved. */
+static void hello_stack_return_answers_what_a_later_call_left(void **state) {
+  (void)state;
+  uint64_t errors0 = heap_errors(srv, "overflow") + heap_errors(srv, "invalid_free") +
+                     heap_errors(srv, "double_free") + heap_errors(srv, "use_after_free");
+  uint64_t live0 = stat_num(srv, "heap/live_bytes");
+  set_flags(srv, "{\"hello.stack_return\": 1}");
+  for (int i = 0; i < 10; i++) {
+    http_resp_t r = http(srv, "GET", "/hello?name=ada", NULL, 0, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, strlen("Hello, ada!\n"));
+    if (!strcmp(r.body, "Hello, ada!\n")) fail_msg("the greeting survived its frame");
+    assert_non_null(strchr(r.body, '#'));
+    http_free(&r);
+  }
+  assert_int_equal(heap_errors(srv, "overflow") + heap_errors(srv, "invalid_free") +
+                       heap_errors(srv, "double_free") + heap_errors(srv, "use_after_free"),
+                   errors0);
+  set_flags(srv, "{\"hello.stack_return\": 0}");
+  http_resp_t r = http(srv, "GET", "/hello?name=ada", NULL, 0, NULL);
+  assert_string_equal(r.body, "Hello, ada!\n");
+  http_free(&r);
+  assert_true(stat_num(srv, "heap/live_bytes") <= live0 + 4096);
+}
+
 static void hello_free_stack_is_caught_as_an_invalid_free(void **state) {
   (void)state;
   uint64_t since = last_event(srv);
@@ -447,6 +474,7 @@ int main(void) {
       T(session_unbounded_cache_grows_past_its_bound_until_the_lru_is_back),
       T(hello_off_by_one_is_caught_as_an_overflow_at_hello_name),
       T(hello_free_stack_is_caught_as_an_invalid_free),
+      T(hello_stack_return_answers_what_a_later_call_left),
       T(echo_free_interior_is_caught_and_the_body_copy_leaks),
       T(blob_double_free_is_caught_with_both_free_sites),
       T(blob_free_early_sends_the_poison_and_the_late_write_is_caught),
