@@ -301,7 +301,8 @@ static void srv__ended(srv__sup_t *s, srv__worker_t *w, int st) {
                      "worker %d (generation %llu) %s while it drained",
                      (int)w->pid, (unsigned long long)w->generation, how);
     }
-    fprintf(stderr, "leaklab: worker %d %s while it stopped\n", (int)w->pid,
+    if (!w->hung) /* a hung one's end was said at the handover */
+      fprintf(stderr, "leaklab: worker %d %s while it stopped\n", (int)w->pid,
             how);
     break;
   case SRV__FREE:
