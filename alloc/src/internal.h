@@ -293,7 +293,7 @@ static inline size_t lab__fill_span(size_t n) {
 extern _Atomic uint64_t lab__mapped_bytes;  /* live OS mappings, bytes */
 extern _Atomic uint64_t lab__meta_bytes;    /* heap structures, bytes */
 extern _Atomic uint64_t lab__os_maps;       /* mapping requests */
-extern int lab__vg;                         /* running under valgrind */
+extern int lab__vg;                         /* running under memcheck */
 
 /* Count one request to the OS (or libc); true if it must fail. */
 bool lab__os_inject(void);
