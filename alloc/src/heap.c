@@ -10,6 +10,9 @@
 _Atomic uint64_t lab__mapped_bytes;
 _Atomic uint64_t lab__meta_bytes;
 int lab__vg;
+/* The lab backend, outside memcheck: lab_try_malloc_at and lab_free_at
+ * may take their one-piece paths. Set once, before any heap exists. */
+static int lab__fast;
 lab_config_t lab__cfg;
 
 static pthread_once_t lab__once = PTHREAD_ONCE_INIT;
@@ -101,6 +104,7 @@ static void lab__global_init(void) {
    * heap then runs the instructions it runs natively, so their counts are
    * the native path's. */
   lab__vg = LAB__RUNNING_ON_MEMCHECK();
+  lab__fast = lab__cfg.backend == LAB_BACKEND_LAB && !lab__vg;
   if (!lab__cfg.fill_limit) lab__cfg.fill_limit = LAB_FILL_DEFAULT;
   if (pthread_key_create(&lab__heap_key, lab__heap_abandon)) {
     lab__init_err = LAB_ENOMEM;
@@ -350,7 +354,33 @@ oom:
   return NULL;
 }
 
+/* The id of a registered site, 0 for NULL; -1 if it has none yet. */
+static inline int32_t lab__site_id_known(const lab_site_t *site) {
+  if (!site) return 0;
+  uint32_t id = __atomic_load_n(&site->id, __ATOMIC_ACQUIRE);
+  return LAB__LIKELY(id) ? (int32_t)id : -1;
+}
+
 void *lab_try_malloc_at(size_t n, const lab_site_t *site) {
+  /* A recycled slot of the thread's current page, outside any scope:
+   * no call, so no registers to save. Anything else: lab__alloc. */
+  lab__heap_t *h = lab__tls_heap;
+  int32_t sid;
+  lab__hdr_t *b;
+  if (LAB__LIKELY(h && lab__fast && !lab__tls_scope &&
+                  n <= LAB__SEG_SMALL_MAX &&
+                  (sid = lab__site_id_known(site)) >= 0 &&
+                  (b = lab__seg_alloc_fast(h, n)))) {
+    b->size = (uint32_t)n;
+    b->site = (uint16_t)sid;
+    atomic_store_explicit(&b->scope, 0, memory_order_relaxed);
+    b->slot = 0;
+    atomic_store_explicit(&b->canary, LAB__CANARY_LIVE, memory_order_relaxed);
+    void *u = lab__user_of(b);
+    lab__guard_set(u, n);
+    lab__count_alloc(h, (uint16_t)sid, n);
+    return u;
+  }
   return lab__alloc(n, site, false, lab__tls_scope);
 }
 
@@ -420,17 +450,34 @@ static inline bool lab__unscope(lab__hdr_t *b, const void *p,
   return lab__unscope_slow(b, p, site, use);
 }
 
+/* lab_free_at's general path: any backend, block or mistake. */
+static __attribute__((noinline)) void lab__free_slow(void *p,
+                                                    const lab_site_t *site) {
+  lab__hdr_t *b = lab__validate(p, site, LAB__USE_FREE);
+  if (b && lab__unscope(b, p, site, LAB__USE_FREE))
+    lab__free_hdr(b, lab__site_id(site), false);
+}
+
 void lab_free_at(void *p, const lab_site_t *site) {
   if (!p) return;
   /* The header, usually cold, while the pointer is validated. A prefetch
    * never faults, whatever p is. */
   __builtin_prefetch((char *)p - LAB__HDR_SIZE);
   lab__heap_t *h = lab__tls_heap;
-  if (LAB__LIKELY(h) && h->qn == h->qcap) /* the block about to leave */
-    __builtin_prefetch(h->q[h->qhead]);
-  lab__hdr_t *b = lab__validate(p, site, LAB__USE_FREE);
-  if (b && lab__unscope(b, p, site, LAB__USE_FREE))
-    lab__free_hdr(b, lab__site_id(site), false);
+  if (LAB__LIKELY(h)) {
+    if (h->qn == h->qcap) /* the block about to leave */
+      __builtin_prefetch(h->q[h->qhead]);
+    int32_t sid;
+    lab__hdr_t *b;
+    /* The common free in one piece, without a call; whatever it does not
+     * handle it leaves untouched for the general path. */
+    if (LAB__LIKELY(lab__fast && (sid = lab__site_id_known(site)) >= 0 &&
+                    (b = lab__seg_free_fast(h, p, (uint16_t)sid)))) {
+      lab__count_free(h, b->site, b->size);
+      return;
+    }
+  }
+  lab__free_slow(p, site);
 }
 
 /* realloc of a non-NULL p to n > 0 bytes. NULL with *bad set if p is no

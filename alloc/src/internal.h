@@ -300,12 +300,28 @@ bool lab__os_inject(void);
 
 /* ---- segment.c: the lab backend's segments, pages and large blocks ---- */
 
+/* Largest request served from pages; bigger ones get a mapping. */
+#define LAB__SEG_SMALL_MAX (131072 - LAB__BLOCK_OVERHEAD)
+
 /* Set up global state (segment map); 0 or LAB_ENOMEM. */
 int lab__seg_global_init(void);
 /* A slot for n user bytes from the heap's pages or a large mapping, its
  * user bytes zeroed or pattern-filled; returns its header (unset), NULL
  * on OOM. */
 lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero);
+/* The common allocation in one piece: a recycled slot for n <=
+ * LAB__SEG_SMALL_MAX bytes from the current page of its class, its fill
+ * done; NULL, having changed nothing, when that takes more (a fresh slot,
+ * another page, a new one): then lab__seg_alloc. */
+lab__hdr_t *lab__seg_alloc_fast(lab__heap_t *h, size_t n);
+/* The common free in one piece: p is a live small block in no scope with
+ * its guard intact, and the quarantine takes it by evicting at most its
+ * oldest block, which is intact and goes back to a page of h that stays
+ * where it is. Then every check and the whole free are done, free_site
+ * recorded, and the header returned (to count the free); otherwise NULL,
+ * having changed nothing: the caller takes the general path, which
+ * reports what is wrong. */
+lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site);
 /* Validate a pointer: its live header, or NULL (after reporting, unless
  * `use` is a query, the invalid pointer or the freed block). `site` is
  * where it was seen. */
