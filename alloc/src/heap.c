@@ -327,8 +327,12 @@ size_t lab_site_stats(lab_site_stats_t *out, size_t max) {
 
 /* ---- allocation ---- */
 
-static void *lab__alloc(size_t n, const lab_site_t *site, bool zero,
-                        lab_scope_t *scope) {
+/* Out of line: the fast path of lab_try_malloc_at ends in a jump here,
+ * and saves no registers for it. */
+static __attribute__((noinline)) void *lab__alloc(size_t n,
+                                                  const lab_site_t *site,
+                                                  bool zero,
+                                                  lab_scope_t *scope) {
   lab__heap_t *h = lab__tls_heap;
   if (LAB__UNLIKELY(!h) && !(h = lab__heap_make())) goto oom;
   if (LAB__UNLIKELY(n > LAB__MAX_REQUEST)) goto oom;

@@ -406,7 +406,16 @@ lab__hdr_t *lab__seg_alloc_fast(lab__heap_t *h, size_t n) {
   unsigned cls = lab__cls_of(n + LAB__BLOCK_OVERHEAD);
   lab__page_t *pg = h->cur[cls];
   lab__hdr_t *b;
-  if (LAB__UNLIKELY(!pg || !(b = pg->free))) return NULL;
+  if (LAB__UNLIKELY(!pg || !(b = pg->free))) {
+    /* The current page is used up: the next one with free slots, as
+     * lab__alloc_slow takes it when no other thread gave blocks back. */
+    pg = h->avail[cls];
+    if (!pg || !(b = pg->free) ||
+        atomic_load_explicit(&h->remote, memory_order_relaxed))
+      return NULL;
+    lab__avail_unlink(h, pg);
+    h->cur[cls] = pg;
+  }
   /* Overlap the misses on the block's first line and its guard line. */
   __builtin_prefetch((char *)b + LAB__HDR_SIZE + n, 1);
   void *u = lab__user_of(b);
@@ -621,12 +630,9 @@ lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site) {
     if (LAB__UNLIKELY(lab__canary(v) != LAB__CANARY_QUAR)) return NULL;
     vn = v->size;
     vpg = lab__page_of(v);
-    /* Only the page's owner puts a slot back, and only a page that stays
-     * where it is (lab__page_put without lab__page_settle). */
-    if (LAB__UNLIKELY(vpg->owner != h ||
-                      !(vpg == h->cur[vpg->cls] ||
-                        (vpg->in_avail && vpg->used > 1))))
-      return NULL;
+    /* Only the page's owner puts a slot back, and only to a page that
+     * keeps a block (one that empties is lab__page_settle's). */
+    if (LAB__UNLIKELY(vpg->owner != h || vpg->used < 2)) return NULL;
     held -= vn;
   }
   if (LAB__UNLIKELY(held + n > h->qmax)) return NULL;
@@ -649,6 +655,7 @@ lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site) {
     *(lab__hdr_t **)vu = vpg->free;
     vpg->free = v;
     vpg->used--;
+    if (vpg != h->cur[vpg->cls] && !vpg->in_avail) lab__avail_push(h, vpg);
   }
   b->slot = free_site;
   lab__fill(p, n < lim ? n : lim, LAB_FILL_FREE);
