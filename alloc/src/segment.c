@@ -421,13 +421,18 @@ lab__hdr_t *lab__seg_alloc_fast(lab__heap_t *h, size_t n) {
   void *u = lab__user_of(b);
   pg->free = *(lab__hdr_t **)u;
   pg->used++;
-  /* Prefilled when it left quarantine; only the list link is stale. */
+  /* Prefilled when it left quarantine; only the list link is stale. No
+   * memset for short spans: a call would make this path save registers. */
   size_t span = lab__fill_span(n);
+  uint64_t pat = LAB__WORD_OF(LAB_FILL_ALLOC);
   if (LAB__LIKELY(span >= 8)) {
-    uint64_t pat = LAB__WORD_OF(LAB_FILL_ALLOC);
-    memcpy(u, &pat, sizeof pat);
-  } else {
-    memset(u, LAB_FILL_ALLOC, span);
+    memcpy(u, &pat, 8);
+  } else if (span >= 4) { /* two overlapping words */
+    memcpy(u, &pat, 4);
+    memcpy((char *)u + span - 4, &pat, 4);
+  } else if (span) { /* 1 to 3 bytes: first, middle, last */
+    unsigned char *c = u;
+    c[0] = c[span / 2] = c[span - 1] = LAB_FILL_ALLOC;
   }
   return b;
 }
