@@ -454,6 +454,13 @@ static inline bool lab__unscope(lab__hdr_t *b, const void *p,
   return lab__unscope_slow(b, p, site, use);
 }
 
+/* lab_free_at's general path for a block already validated. */
+static __attribute__((noinline)) void lab__free_valid(lab__hdr_t *b, void *p,
+                                                     const lab_site_t *site,
+                                                     uint16_t sid) {
+  if (lab__unscope(b, p, site, LAB__USE_FREE)) lab__free_hdr(b, sid, false);
+}
+
 /* lab_free_at's general path: any backend, block or mistake. */
 static __attribute__((noinline)) void lab__free_slow(void *p,
                                                     const lab_site_t *site) {
@@ -472,13 +479,18 @@ void lab_free_at(void *p, const lab_site_t *site) {
     if (h->qn == h->qcap) /* the block about to leave */
       __builtin_prefetch(h->q[h->qhead]);
     int32_t sid;
-    lab__hdr_t *b;
+    lab__hdr_t *b, *valid = NULL;
     /* The common free in one piece, without a call; whatever it does not
      * handle it leaves untouched for the general path. */
-    if (LAB__LIKELY(lab__fast && (sid = lab__site_id_known(site)) >= 0 &&
-                    (b = lab__seg_free_fast(h, p, (uint16_t)sid)))) {
-      lab__count_free(h, b->site, b->size);
-      return;
+    if (LAB__LIKELY(lab__fast && (sid = lab__site_id_known(site)) >= 0)) {
+      if (LAB__LIKELY(b = lab__seg_free_fast(h, p, (uint16_t)sid, &valid))) {
+        lab__count_free(h, b->site, b->size);
+        return;
+      }
+      if (valid) { /* a live block, in a scope or hard to free: */
+        lab__free_valid(valid, p, site, (uint16_t)sid);
+        return;
+      }
     }
   }
   lab__free_slow(p, site);

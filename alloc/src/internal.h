@@ -338,12 +338,15 @@ lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero);
 lab__hdr_t *lab__seg_alloc_fast(lab__heap_t *h, size_t n);
 /* The common free in one piece: p is a live small block in no scope with
  * its guard intact, and the quarantine takes it by evicting at most its
- * oldest block, which is intact and goes back to a page of h that stays
- * where it is. Then every check and the whole free are done, free_site
+ * oldest block, which is intact and goes back to a page of h that keeps
+ * a block. Then every check and the whole free are done, free_site
  * recorded, and the header returned (to count the free); otherwise NULL,
  * having changed nothing: the caller takes the general path, which
- * reports what is wrong. */
-lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site);
+ * reports what is wrong. Once p is found to be a live block, *valid is
+ * set to its header (as lab__seg_validate returns it), so that path need
+ * not validate it again. */
+lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site,
+                              lab__hdr_t **valid);
 /* Validate a pointer: its live header, or NULL (after reporting, unless
  * `use` is a query, the invalid pointer or the freed block). `site` is
  * where it was seen. */

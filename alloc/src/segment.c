@@ -601,7 +601,8 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
   LAB__BUMP(h->ctr.quarantine_bytes, size);
 }
 
-lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site) {
+lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site,
+                              lab__hdr_t **valid) {
   /* lab__seg_validate's checks for a small block, then lab__unscope's,
    * lab__seg_free's and the eviction's; nothing is written before all
    * have passed. */
@@ -620,6 +621,7 @@ lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site) {
   if (LAB__UNLIKELY(idx * pg->slot != off)) return NULL;
   lab__hdr_t *b = lab__hdr_of(p);
   if (LAB__UNLIKELY(lab__canary(b) != LAB__CANARY_LIVE)) return NULL;
+  *valid = b; /* what lab__seg_validate would return */
   if (LAB__UNLIKELY(atomic_load_explicit(&b->scope, memory_order_relaxed)))
     return NULL;
   size_t n = b->size;
