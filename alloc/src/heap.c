@@ -415,7 +415,11 @@ size_t lab__size_of(const lab__hdr_t *h) {
   return lab__cfg.backend == LAB_BACKEND_LAB ? lab__seg_size(h) : h->size;
 }
 
-void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
+/* lab__free_hdr, inlined into lab_free_at's two general paths (called
+ * from both, GCC would keep it out of line: 30 instructions a free of the
+ * libc backend). */
+static inline __attribute__((always_inline)) void lab__free_hdr_here(
+    lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
   lab__heap_t *h = lab__heap_get();
   size_t n = lab__size_of(b);
   b->slot = free_site; /* out of any scope now: slot names the freer */
@@ -429,6 +433,10 @@ void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
   if (lab__cfg.backend == LAB_BACKEND_LIBC) lab__libc_free(b, n);
   else if (h) lab__seg_free(h, b, n);
   /* else no heap could be made for this thread: the block stays live. */
+}
+
+void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
+  lab__free_hdr_here(b, free_site, reclaimed);
 }
 
 /* lab__unscope for a block that is (or was) in a scope: out of line, so
@@ -458,15 +466,21 @@ static inline bool lab__unscope(lab__hdr_t *b, const void *p,
 static __attribute__((noinline)) void lab__free_valid(lab__hdr_t *b, void *p,
                                                      const lab_site_t *site,
                                                      uint16_t sid) {
-  if (lab__unscope(b, p, site, LAB__USE_FREE)) lab__free_hdr(b, sid, false);
+  if (lab__unscope(b, p, site, LAB__USE_FREE)) lab__free_hdr_here(b, sid, false);
 }
 
 /* lab_free_at's general path: any backend, block or mistake. */
-static __attribute__((noinline)) void lab__free_slow(void *p,
-                                                    const lab_site_t *site) {
+static inline __attribute__((always_inline)) void lab__free_general(
+    void *p, const lab_site_t *site) {
   lab__hdr_t *b = lab__validate(p, site, LAB__USE_FREE);
   if (b && lab__unscope(b, p, site, LAB__USE_FREE))
-    lab__free_hdr(b, lab__site_id(site), false);
+    lab__free_hdr_here(b, lab__site_id(site), false);
+}
+
+/* The same out of line, for what the fast path hands on. */
+static __attribute__((noinline)) void lab__free_slow(void *p,
+                                                    const lab_site_t *site) {
+  lab__free_general(p, site);
 }
 
 void lab_free_at(void *p, const lab_site_t *site) {
@@ -491,6 +505,11 @@ void lab_free_at(void *p, const lab_site_t *site) {
         lab__free_valid(valid, p, site, (uint16_t)sid);
         return;
       }
+    } else {
+      /* The libc backend, or memcheck: the general path in place, as
+       * before the fast path, so it pays for no second call. */
+      lab__free_general(p, site);
+      return;
     }
   }
   lab__free_slow(p, site);
