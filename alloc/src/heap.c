@@ -10,6 +10,9 @@
 _Atomic uint64_t lab__mapped_bytes;
 _Atomic uint64_t lab__meta_bytes;
 int lab__vg;
+/* The lab backend, outside memcheck: lab_try_malloc_at and lab_free_at
+ * may take their one-piece paths. Set once, before any heap exists. */
+static int lab__fast;
 lab_config_t lab__cfg;
 
 static pthread_once_t lab__once = PTHREAD_ONCE_INIT;
@@ -96,7 +99,12 @@ static void lab__heap_abandon(void *arg) {
 }
 
 static void lab__global_init(void) {
-  lab__vg = RUNNING_ON_VALGRIND ? 1 : 0;
+  /* Only memcheck tracks blocks: it answers a request with -1 where other
+   * tools (callgrind, cachegrind) leave the default 0. Under those the
+   * heap then runs the instructions it runs natively, so their counts are
+   * the native path's. */
+  lab__vg = LAB__RUNNING_ON_MEMCHECK();
+  lab__fast = lab__cfg.backend == LAB_BACKEND_LAB && !lab__vg;
   if (!lab__cfg.fill_limit) lab__cfg.fill_limit = LAB_FILL_DEFAULT;
   if (pthread_key_create(&lab__heap_key, lab__heap_abandon)) {
     lab__init_err = LAB_ENOMEM;
@@ -319,8 +327,12 @@ size_t lab_site_stats(lab_site_stats_t *out, size_t max) {
 
 /* ---- allocation ---- */
 
-static void *lab__alloc(size_t n, const lab_site_t *site, bool zero,
-                        lab_scope_t *scope) {
+/* Out of line: the fast path of lab_try_malloc_at ends in a jump here,
+ * and saves no registers for it. */
+static __attribute__((noinline)) void *lab__alloc(size_t n,
+                                                  const lab_site_t *site,
+                                                  bool zero,
+                                                  lab_scope_t *scope) {
   lab__heap_t *h = lab__tls_heap;
   if (LAB__UNLIKELY(!h) && !(h = lab__heap_make())) goto oom;
   if (LAB__UNLIKELY(n > LAB__MAX_REQUEST)) goto oom;
@@ -346,7 +358,33 @@ oom:
   return NULL;
 }
 
+/* The id of a registered site, 0 for NULL; -1 if it has none yet. */
+static inline int32_t lab__site_id_known(const lab_site_t *site) {
+  if (!site) return 0;
+  uint32_t id = __atomic_load_n(&site->id, __ATOMIC_ACQUIRE);
+  return LAB__LIKELY(id) ? (int32_t)id : -1;
+}
+
 void *lab_try_malloc_at(size_t n, const lab_site_t *site) {
+  /* A recycled slot of the thread's current page, outside any scope:
+   * no call, so no registers to save. Anything else: lab__alloc. */
+  lab__heap_t *h = lab__tls_heap;
+  int32_t sid;
+  lab__hdr_t *b;
+  if (LAB__LIKELY(h && lab__fast && !lab__tls_scope &&
+                  n <= LAB__SEG_SMALL_MAX &&
+                  (sid = lab__site_id_known(site)) >= 0 &&
+                  (b = lab__seg_alloc_fast(h, n)))) {
+    b->size = (uint32_t)n;
+    b->site = (uint16_t)sid;
+    atomic_store_explicit(&b->scope, 0, memory_order_relaxed);
+    b->slot = 0;
+    atomic_store_explicit(&b->canary, LAB__CANARY_LIVE, memory_order_relaxed);
+    void *u = lab__user_of(b);
+    lab__guard_set(u, n);
+    lab__count_alloc(h, (uint16_t)sid, n);
+    return u;
+  }
   return lab__alloc(n, site, false, lab__tls_scope);
 }
 
@@ -377,7 +415,11 @@ size_t lab__size_of(const lab__hdr_t *h) {
   return lab__cfg.backend == LAB_BACKEND_LAB ? lab__seg_size(h) : h->size;
 }
 
-void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
+/* lab__free_hdr, inlined into lab_free_at's two general paths (called
+ * from both, GCC would keep it out of line: 30 instructions a free of the
+ * libc backend). */
+static inline __attribute__((always_inline)) void lab__free_hdr_here(
+    lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
   lab__heap_t *h = lab__heap_get();
   size_t n = lab__size_of(b);
   b->slot = free_site; /* out of any scope now: slot names the freer */
@@ -391,6 +433,10 @@ void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
   if (lab__cfg.backend == LAB_BACKEND_LIBC) lab__libc_free(b, n);
   else if (h) lab__seg_free(h, b, n);
   /* else no heap could be made for this thread: the block stays live. */
+}
+
+void lab__free_hdr(lab__hdr_t *b, uint16_t free_site, bool reclaimed) {
+  lab__free_hdr_here(b, free_site, reclaimed);
 }
 
 /* lab__unscope for a block that is (or was) in a scope: out of line, so
@@ -416,17 +462,57 @@ static inline bool lab__unscope(lab__hdr_t *b, const void *p,
   return lab__unscope_slow(b, p, site, use);
 }
 
+/* lab_free_at's general path for a block already validated. */
+static __attribute__((noinline)) void lab__free_valid(lab__hdr_t *b, void *p,
+                                                     const lab_site_t *site,
+                                                     uint16_t sid) {
+  if (lab__unscope(b, p, site, LAB__USE_FREE)) lab__free_hdr_here(b, sid, false);
+}
+
+/* lab_free_at's general path: any backend, block or mistake. */
+static inline __attribute__((always_inline)) void lab__free_general(
+    void *p, const lab_site_t *site) {
+  lab__hdr_t *b = lab__validate(p, site, LAB__USE_FREE);
+  if (b && lab__unscope(b, p, site, LAB__USE_FREE))
+    lab__free_hdr_here(b, lab__site_id(site), false);
+}
+
+/* The same out of line, for what the fast path hands on. */
+static __attribute__((noinline)) void lab__free_slow(void *p,
+                                                    const lab_site_t *site) {
+  lab__free_general(p, site);
+}
+
 void lab_free_at(void *p, const lab_site_t *site) {
   if (!p) return;
   /* The header, usually cold, while the pointer is validated. A prefetch
    * never faults, whatever p is. */
   __builtin_prefetch((char *)p - LAB__HDR_SIZE);
   lab__heap_t *h = lab__tls_heap;
-  if (LAB__LIKELY(h) && h->qn == h->qcap) /* the block about to leave */
-    __builtin_prefetch(h->q[h->qhead]);
-  lab__hdr_t *b = lab__validate(p, site, LAB__USE_FREE);
-  if (b && lab__unscope(b, p, site, LAB__USE_FREE))
-    lab__free_hdr(b, lab__site_id(site), false);
+  if (LAB__LIKELY(h)) {
+    if (h->qn == h->qcap) /* the block about to leave */
+      __builtin_prefetch(h->q[h->qhead]);
+    int32_t sid;
+    lab__hdr_t *b, *valid = NULL;
+    /* The common free in one piece, without a call; whatever it does not
+     * handle it leaves untouched for the general path. */
+    if (LAB__LIKELY(lab__fast && (sid = lab__site_id_known(site)) >= 0)) {
+      if (LAB__LIKELY(b = lab__seg_free_fast(h, p, (uint16_t)sid, &valid))) {
+        lab__count_free(h, b->site, b->size);
+        return;
+      }
+      if (valid) { /* a live block, in a scope or hard to free: */
+        lab__free_valid(valid, p, site, (uint16_t)sid);
+        return;
+      }
+    } else {
+      /* The libc backend, or memcheck: the general path in place, as
+       * before the fast path, so it pays for no second call. */
+      lab__free_general(p, site);
+      return;
+    }
+  }
+  lab__free_slow(p, site);
 }
 
 /* realloc of a non-NULL p to n > 0 bytes. NULL with *bad set if p is no

@@ -164,12 +164,34 @@ static inline long lab__fill_swap(void *p, size_t n, unsigned char was,
   return bad;
 }
 
-/* Relaxed single-writer counter bump: plain loads and stores, race-free. */
+/* Relaxed single-writer counter bump, race-free: readers see the old or
+ * the new value. GCC does not fold a relaxed load and store into one
+ * instruction, so on x86-64 it is one add to memory: no lock prefix (one
+ * writer), and an aligned 8-byte store is atomic there. TSan sees the
+ * portable form. */
+#if defined(__SANITIZE_THREAD__)
+#define LAB__BUMP_ASM 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LAB__BUMP_ASM 0
+#endif
+#endif
+#if !defined(LAB__BUMP_ASM) && defined(__x86_64__)
+#define LAB__BUMP_ASM 1
+#endif
+#ifndef LAB__BUMP_ASM
+#define LAB__BUMP_ASM 0
+#endif
+#if LAB__BUMP_ASM
+#define LAB__BUMP(ctr, by)                                                   \
+  __asm__("addq %1, %0" : "+m"(ctr) : "er"((uint64_t)(by)) : "cc")
+#else
 #define LAB__BUMP(ctr, by)                                                   \
   atomic_store_explicit(&(ctr),                                              \
                         atomic_load_explicit(&(ctr), memory_order_relaxed) + \
                             (by),                                            \
                         memory_order_relaxed)
+#endif
 #define LAB__READ(ctr) atomic_load_explicit(&(ctr), memory_order_relaxed)
 
 /* What a pointer is handed to the heap for. It decides what a block that
@@ -293,12 +315,15 @@ static inline size_t lab__fill_span(size_t n) {
 extern _Atomic uint64_t lab__mapped_bytes;  /* live OS mappings, bytes */
 extern _Atomic uint64_t lab__meta_bytes;    /* heap structures, bytes */
 extern _Atomic uint64_t lab__os_maps;       /* mapping requests */
-extern int lab__vg;                         /* running under valgrind */
+extern int lab__vg;                         /* running under memcheck */
 
 /* Count one request to the OS (or libc); true if it must fail. */
 bool lab__os_inject(void);
 
 /* ---- segment.c: the lab backend's segments, pages and large blocks ---- */
+
+/* Largest request served from pages; bigger ones get a mapping. */
+#define LAB__SEG_SMALL_MAX (131072 - LAB__BLOCK_OVERHEAD)
 
 /* Set up global state (segment map); 0 or LAB_ENOMEM. */
 int lab__seg_global_init(void);
@@ -306,6 +331,22 @@ int lab__seg_global_init(void);
  * user bytes zeroed or pattern-filled; returns its header (unset), NULL
  * on OOM. */
 lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero);
+/* The common allocation in one piece: a recycled slot for n <=
+ * LAB__SEG_SMALL_MAX bytes from the current page of its class, its fill
+ * done; NULL, having changed nothing, when that takes more (a fresh slot,
+ * another page, a new one): then lab__seg_alloc. */
+lab__hdr_t *lab__seg_alloc_fast(lab__heap_t *h, size_t n);
+/* The common free in one piece: p is a live small block in no scope with
+ * its guard intact, and the quarantine takes it by evicting at most its
+ * oldest block, which is intact and goes back to a page of h that keeps
+ * a block. Then every check and the whole free are done, free_site
+ * recorded, and the header returned (to count the free); otherwise NULL,
+ * having changed nothing: the caller takes the general path, which
+ * reports what is wrong. Once p is found to be a live block, *valid is
+ * set to its header (as lab__seg_validate returns it), so that path need
+ * not validate it again. */
+lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site,
+                              lab__hdr_t **valid);
 /* Validate a pointer: its live header, or NULL (after reporting, unless
  * `use` is a query, the invalid pointer or the freed block). `site` is
  * where it was seen. */

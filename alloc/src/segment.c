@@ -23,8 +23,7 @@
 #define LAB__ADDR_BITS 47
 #define LAB__SEGMAP_LEN ((size_t)1 << (LAB__ADDR_BITS - LAB__SEG_SHIFT))
 #define LAB__LARGE_HDR 4096 /* bytes before a large block's user pointer */
-#define LAB__SMALL_MAX_SLOT 131072
-#define LAB__SMALL_MAX (LAB__SMALL_MAX_SLOT - LAB__BLOCK_OVERHEAD)
+#define LAB__SMALL_MAX LAB__SEG_SMALL_MAX
 #define LAB__INV_SHIFT 40
 #define LAB__SPARE_BYTES ((size_t)1 << 20) /* empty pages kept per class */
 
@@ -75,6 +74,10 @@ static _Atomic uint8_t *lab__segmap;
 static uint32_t lab__cls_slot[LAB__NCLS];
 static uint64_t lab__cls_inv[LAB__NCLS];
 static uint8_t lab__cls_units[LAB__NCLS];
+/* Class of slots up to LAB__CLS_TABLE_MAX bytes, by 16-byte step: every
+ * class size is a multiple of 16, so (slot + 15) / 16 decides it. */
+#define LAB__CLS_TABLE_MAX 2048
+static uint8_t lab__cls_table[LAB__CLS_TABLE_MAX / 16 + 1];
 static pthread_mutex_t lab__large_lock = PTHREAD_MUTEX_INITIALIZER;
 static lab__large_t *lab__larges;
 static lab_site_t lab__check_site = {"heap", "lab_check", "heap check", 0, 0};
@@ -88,7 +91,7 @@ static uint32_t lab__slot_of_cls(unsigned c) {
   return (1u << p) + k * (1u << (p - 2));
 }
 
-static inline unsigned lab__cls_of(size_t slot) {
+static inline unsigned lab__cls_calc(size_t slot) {
   if (slot <= 128) return slot <= 32 ? 0 : (unsigned)((slot + 15) >> 4) - 2;
   unsigned p = 63 - (unsigned)__builtin_clzll(slot - 1);
   size_t step = (size_t)1 << (p - 2);
@@ -96,7 +99,15 @@ static inline unsigned lab__cls_of(size_t slot) {
   return 7 + (p - 7) * 4 + k - 1;
 }
 
+static inline unsigned lab__cls_of(size_t slot) {
+  if (LAB__LIKELY(slot <= LAB__CLS_TABLE_MAX))
+    return lab__cls_table[(slot + 15) >> 4];
+  return lab__cls_calc(slot);
+}
+
 int lab__seg_global_init(void) {
+  for (unsigned i = 1; i < sizeof lab__cls_table; i++)
+    lab__cls_table[i] = (uint8_t)lab__cls_calc((size_t)i * 16);
   for (unsigned c = 0; c < LAB__NCLS; c++) {
     uint32_t s = lab__slot_of_cls(c);
     lab__cls_slot[c] = s;
@@ -391,6 +402,41 @@ lab__hdr_t *lab__seg_alloc(lab__heap_t *h, size_t n, bool zero) {
   return b;
 }
 
+lab__hdr_t *lab__seg_alloc_fast(lab__heap_t *h, size_t n) {
+  unsigned cls = lab__cls_of(n + LAB__BLOCK_OVERHEAD);
+  lab__page_t *pg = h->cur[cls];
+  lab__hdr_t *b;
+  if (LAB__UNLIKELY(!pg || !(b = pg->free))) {
+    /* The current page is used up: the next one with free slots, as
+     * lab__alloc_slow takes it when no other thread gave blocks back. */
+    pg = h->avail[cls];
+    if (!pg || !(b = pg->free) ||
+        atomic_load_explicit(&h->remote, memory_order_relaxed))
+      return NULL;
+    lab__avail_unlink(h, pg);
+    h->cur[cls] = pg;
+  }
+  /* Overlap the misses on the block's first line and its guard line. */
+  __builtin_prefetch((char *)b + LAB__HDR_SIZE + n, 1);
+  void *u = lab__user_of(b);
+  pg->free = *(lab__hdr_t **)u;
+  pg->used++;
+  /* Prefilled when it left quarantine; only the list link is stale. No
+   * memset for short spans: a call would make this path save registers. */
+  size_t span = lab__fill_span(n);
+  uint64_t pat = LAB__WORD_OF(LAB_FILL_ALLOC);
+  if (LAB__LIKELY(span >= 8)) {
+    memcpy(u, &pat, 8);
+  } else if (span >= 4) { /* two overlapping words */
+    memcpy(u, &pat, 4);
+    memcpy((char *)u + span - 4, &pat, 4);
+  } else if (span) { /* 1 to 3 bytes: first, middle, last */
+    unsigned char *c = u;
+    c[0] = c[span / 2] = c[span - 1] = LAB_FILL_ALLOC;
+  }
+  return b;
+}
+
 size_t lab__seg_size(const lab__hdr_t *b) {
   if (LAB__LIKELY(b->size != LAB__SIZE_LARGE)) return b->size;
   return ((const lab__large_t *)((uintptr_t)b + LAB__HDR_SIZE -
@@ -553,6 +599,79 @@ void lab__seg_free(lab__heap_t *h, lab__hdr_t *b, size_t size) {
   h->q[(h->qhead + h->qn) & (h->qcap - 1)] = b;
   h->qn++;
   LAB__BUMP(h->ctr.quarantine_bytes, size);
+}
+
+lab__hdr_t *lab__seg_free_fast(lab__heap_t *h, void *p, uint16_t free_site,
+                              lab__hdr_t **valid) {
+  /* lab__seg_validate's checks for a small block, then lab__unscope's,
+   * lab__seg_free's and the eviction's; nothing is written before all
+   * have passed. */
+  uintptr_t a = (uintptr_t)p;
+  if (LAB__UNLIKELY(lab__segmap_get(a) != LAB__MAP_SMALL)) return NULL;
+  lab__page_t *pg = lab__page_of(p);
+  uintptr_t first = (uintptr_t)pg->start + LAB__HDR_SIZE;
+  if (LAB__UNLIKELY(pg->kind != LAB__UNIT_HEAD || a < first)) return NULL;
+  uint64_t off = a - first;
+  uint64_t idx = (off * pg->inv) >> LAB__INV_SHIFT;
+  if (LAB__UNLIKELY(idx >= atomic_load_explicit(&pg->carved,
+                                                memory_order_relaxed)))
+    return NULL;
+  __builtin_prefetch((const char *)p - LAB__HDR_SIZE + pg->slot -
+                     LAB__GUARD_SIZE - 1);
+  if (LAB__UNLIKELY(idx * pg->slot != off)) return NULL;
+  lab__hdr_t *b = lab__hdr_of(p);
+  if (LAB__UNLIKELY(lab__canary(b) != LAB__CANARY_LIVE)) return NULL;
+  *valid = b; /* what lab__seg_validate would return */
+  if (LAB__UNLIKELY(atomic_load_explicit(&b->scope, memory_order_relaxed)))
+    return NULL;
+  size_t n = b->size;
+  if (LAB__UNLIKELY(n > pg->slot - LAB__BLOCK_OVERHEAD)) return NULL;
+  if (LAB__UNLIKELY(lab__guard_check(p, n) >= 0)) return NULL;
+  size_t lim = lab__cfg.fill_limit;
+  uint64_t held = LAB__READ(h->ctr.quarantine_bytes);
+  lab__hdr_t *v = NULL;
+  lab__page_t *vpg = NULL;
+  size_t vn = 0;
+  if (h->qn == h->qcap) { /* the oldest leaves: lab__evict's checks */
+    v = h->q[h->qhead];
+    if (LAB__UNLIKELY(lab__canary(v) != LAB__CANARY_QUAR)) return NULL;
+    vn = v->size;
+    vpg = lab__page_of(v);
+    /* Only the page's owner puts a slot back, and only to a page that
+     * keeps a block (one that empties is lab__page_settle's). */
+    if (LAB__UNLIKELY(vpg->owner != h || vpg->used < 2)) return NULL;
+    held -= vn;
+  }
+  if (LAB__UNLIKELY(held + n > h->qmax)) return NULL;
+  if (v) {
+    /* Checks the poison and, only if it is intact, prefills the slot for
+     * its next user; a finding leaves it as it was for lab__evict. */
+    void *vu = lab__user_of(v);
+    size_t checked = vn < lim ? vn : lim;
+    if (LAB__UNLIKELY(lab__fill_swap(vu, checked, LAB_FILL_FREE,
+                                     LAB_FILL_ALLOC) >= 0))
+      return NULL;
+    size_t room = vpg->slot - LAB__BLOCK_OVERHEAD;
+    size_t end = vn + LAB__GUARD_SIZE < room ? vn + LAB__GUARD_SIZE : room;
+    size_t dirty = end < lim ? end : lim;
+    if (dirty > checked) /* the guard, or part of it */
+      memset((char *)vu + checked, LAB_FILL_ALLOC, dirty - checked);
+    lab__canary_set(v, LAB__CANARY_FREE);
+    h->qhead = (h->qhead + 1) & (h->qcap - 1);
+    h->qn--;
+    *(lab__hdr_t **)vu = vpg->free;
+    vpg->free = v;
+    vpg->used--;
+    if (vpg != h->cur[vpg->cls] && !vpg->in_avail) lab__avail_push(h, vpg);
+  }
+  b->slot = free_site;
+  lab__fill(p, n < lim ? n : lim, LAB_FILL_FREE);
+  lab__canary_set(b, LAB__CANARY_QUAR);
+  h->q[(h->qhead + h->qn) & (h->qcap - 1)] = b;
+  h->qn++;
+  atomic_store_explicit(&h->ctr.quarantine_bytes, held + n,
+                        memory_order_relaxed);
+  return b;
 }
 
 void lab__seg_flush(lab__heap_t *h) {
