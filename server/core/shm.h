@@ -57,8 +57,8 @@ typedef struct srv_shm_slot_head {
     _Atomic uint64_t w[SRV_SHM_WORDS(type)];                                 \
   }
 
-/* Start writing record `tag` (>= 1): the slot reads as being written by
- * this process until srv_shm_slot_write finishes it. */
+/* Start writing record `tag` (>= 1) and stop there: the slot reads as
+ * being written by this process (srv_shm_slot_write begins this way). */
 void srv_shm_slot_begin(srv_shm_slot_head_t *h, uint64_t tag);
 /* Write record `tag` (>= 1) of n bytes into a sequenced slot. */
 void srv_shm_slot_write(srv_shm_slot_head_t *h, _Atomic uint64_t *w,

@@ -2,6 +2,7 @@
 #include "http/reqstats.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "core/counters.h"
 #include "core/err.h"
@@ -61,6 +62,27 @@ void srv_reqstats_done(srv_route_t route, unsigned status, uint64_t latency_ns) 
 }
 
 uint64_t srv_reqstats_total(void) { return srv_counter_get(srv__requests); }
+
+void srv_reqstats_totals(uint64_t out[SRV_STATUS_COUNT]) {
+  for (int s = 0; s < SRV_STATUS_COUNT; s++) {
+    out[s] = 0;
+    for (int r = 0; r < srv_router_count(); r++) out[s] += srv_reqstats_count(r, s);
+  }
+}
+
+void srv_reqstats_status_json(srv_json_t *j, const char *key,
+                              const uint64_t counts[SRV_STATUS_COUNT]) {
+  srv_json_obj(j, key);
+  for (int s = 0; s < SRV_STATUS_COUNT; s++) {
+    if (!counts[s]) continue;
+    char code[16];
+    unsigned c = srv_reqstats_status_code(s);
+    if (c) snprintf(code, sizeof code, "%u", c);
+    else snprintf(code, sizeof code, "other");
+    srv_json_u64(j, code, counts[s]);
+  }
+  srv_json_end(j);
+}
 
 uint64_t srv_reqstats_count(srv_route_t r, int s) {
   if (!srv__rs || s < 0 || s >= SRV_STATUS_COUNT) return 0;

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "core/json.h"
 #include "http/router.h"
 
 /* Statuses counted one by one; others count as "other". */
@@ -42,6 +43,12 @@ int srv_reqstats_setup(void);
 void srv_reqstats_done(srv_route_t route, unsigned status, uint64_t latency_ns);
 /* Requests answered by every worker so far. */
 uint64_t srv_reqstats_total(void);
+/* Answers of every route by status index, into out. */
+void srv_reqstats_totals(uint64_t out[SRV_STATUS_COUNT]);
+/* Write counts by status index as JSON object `key` ({"200": n, ...,
+ * "other": n}, the zeros left out). */
+void srv_reqstats_status_json(srv_json_t *j, const char *key,
+                              const uint64_t counts[SRV_STATUS_COUNT]);
 /* Requests of route r answered with the status at index s. */
 uint64_t srv_reqstats_count(srv_route_t r, int s);
 /* Requests of route r in latency bucket k (k == SRV_LATENCY_NBUCKETS:

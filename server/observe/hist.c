@@ -136,8 +136,7 @@ bool srv_hist_sample(void) {
 #undef SRV__COPY_HEAP
   memcpy(s.errors, st.errors, sizeof s.errors);
   s.requests = srv_reqstats_total();
-  for (int k = 0; k < SRV_STATUS_COUNT; k++)
-    for (int r = 0; r < srv_router_count(); r++) s.by_status[k] += srv_reqstats_count(r, k);
+  srv_reqstats_totals(s.by_status);
 
   uint64_t n = atomic_load(&srv__hb->hist_n);
   srv_sample_t prev;

@@ -58,16 +58,7 @@ static void srv__sample_json(srv_json_t *j, const srv_sample_t *s) {
   srv_json_f64(j, "rate_per_s", s->rate_per_s);
   /* Lifetime answers by status, so a page opened late can draw the
    * rates of the whole window from the history alone. */
-  srv_json_obj(j, "by_status");
-  for (int k = 0; k < SRV_STATUS_COUNT; k++) {
-    if (!s->by_status[k]) continue;
-    char code[16];
-    unsigned c = srv_reqstats_status_code(k);
-    if (c) snprintf(code, sizeof code, "%u", c);
-    else snprintf(code, sizeof code, "other");
-    srv_json_u64(j, code, s->by_status[k]);
-  }
-  srv_json_end(j);
+  srv_reqstats_status_json(j, "by_status", s->by_status);
   srv_json_arr(j, "top_sites");
   for (int k = 0; k < SRV_TOP_SITES && s->top_site[k]; k++) {
     srv_json_obj(j, NULL);

@@ -1,7 +1,6 @@
 /* stats.c - the /api/stats snapshot. */
 #include "observe/stats.h"
 
-#include <stdio.h>
 #include <unistd.h>
 
 #include <lab/alloc.h>
@@ -76,18 +75,9 @@ void srv_stats_json(srv_json_t *j) {
   srv_json_obj(j, "requests");
   srv_json_u64(j, "total", srv_reqstats_total());
   srv_json_f64(j, "rate_per_s", srv_hist_rate());
-  srv_json_obj(j, "by_status");
-  for (int s = 0; s < SRV_STATUS_COUNT; s++) {
-    uint64_t n = 0;
-    for (int r = 0; r < srv_router_count(); r++) n += srv_reqstats_count(r, s);
-    if (!n) continue;
-    char code[16];
-    unsigned c = srv_reqstats_status_code(s);
-    if (c) snprintf(code, sizeof code, "%u", c);
-    else snprintf(code, sizeof code, "other");
-    srv_json_u64(j, code, n);
-  }
-  srv_json_end(j);
+  uint64_t by_status[SRV_STATUS_COUNT];
+  srv_reqstats_totals(by_status);
+  srv_reqstats_status_json(j, "by_status", by_status);
   srv_json_end(j);
 
   srv_json_obj(j, "counters");

@@ -385,6 +385,24 @@ static uint64_t mono_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The pid of the worker answering once it is no longer `pid`: asked up to
+ * `tries` times, `gap_ms` apart (requests that fail on a dead worker's
+ * connection are retried); `pid` itself if it never changed. */
+static double next_worker(srv_t *s, double pid, int tries, unsigned gap_ms) {
+  double now = pid;
+  for (int i = 0; i < tries && now == pid; i++) {
+    http_resp_t r = http(s, "GET", "/api/stats", NULL, 0, NULL);
+    if (r.status == 200) {
+      cJSON *st = cJSON_Parse(r.body);
+      now = jnum(st, "worker/pid");
+      cJSON_Delete(st);
+    }
+    http_free(&r);
+    if (now == pid) sleep_ms(gap_ms);
+  }
+  return now;
+}
+
 /* A stopped worker (SIGSTOP: what a deadlock looks like from outside)
  * misses its heartbeat; the supervisor starts its successor, then kills
  * it, within the timeout and a handover. */
@@ -401,17 +419,7 @@ static void a_stopped_worker_is_replaced_within_the_worker_timeout(void **state)
   uint64_t t0 = mono_ms();
   /* The client's keep-alive connection is the stopped worker's: it fails
    * when that worker is killed, and the retry reaches the successor. */
-  double pid1 = pid0;
-  for (int i = 0; i < 300 && pid1 == pid0; i++) {
-    http_resp_t r = http(s, "GET", "/api/stats", NULL, 0, NULL);
-    if (r.status == 200) {
-      cJSON *st = cJSON_Parse(r.body);
-      pid1 = jnum(st, "worker/pid");
-      cJSON_Delete(st);
-    }
-    http_free(&r);
-    if (pid1 == pid0) sleep_ms(20);
-  }
+  double pid1 = next_worker(s, pid0, 300, 20);
   uint64_t took = mono_ms() - t0;
   print_message("replaced in %llu ms\n", (unsigned long long)took);
   assert_true(pid1 != pid0);
@@ -484,17 +492,7 @@ static void a_worker_killed_again_and_again_under_load_is_always_replaced(void *
     double pid = stat_num(s, "worker/pid");
     assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
     uint64_t t0 = mono_ms();
-    double now_pid = pid;
-    for (int i = 0; i < 500 && now_pid == pid; i++) {
-      http_resp_t r = http(s, "GET", "/api/stats", NULL, 0, NULL);
-      if (r.status == 200) {
-        cJSON *st = cJSON_Parse(r.body);
-        now_pid = jnum(st, "worker/pid");
-        cJSON_Delete(st);
-      }
-      http_free(&r);
-      if (now_pid == pid) sleep_ms(10);
-    }
+    double now_pid = next_worker(s, pid, 500, 10);
     assert_true(now_pid != pid);
     uint64_t took = mono_ms() - t0;
     if (took > worst) worst = took;
@@ -585,11 +583,7 @@ static void post_api_recycle_replaces_the_worker_gracefully(void **state) {
   for (int i = 0; i < 500 && !events_of(s, since, "recycle", msg, sizeof msg); i++)
     sleep_ms(10);
   if (!strstr(msg, "asked for by POST /api/recycle")) fail_msg("recycle event: %s", msg);
-  double pid1 = pid0;
-  for (int i = 0; i < 500 && pid1 == pid0; i++) {
-    pid1 = stat_num(s, "worker/pid");
-    if (pid1 == pid0) sleep_ms(10);
-  }
+  double pid1 = next_worker(s, pid0, 500, 10);
   assert_true(pid1 != pid0);
   assert_int_equal(stat_num(s, "guards/recycles"), 1);
   assert_int_equal(stat_num(s, "counters/crashes"), 0);
