@@ -307,7 +307,8 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: %s [--threads N] [--ops N] [--name NAME]"
 #ifdef BENCH_LAB
-          " [--backend lab|libc] [--fill-limit N|whole] [--snapshot]"
+          " [--backend lab|libc] [--fill-limit N|whole] [--stacks N]"
+          " [--unwind tables|fp] [--snapshot]"
 #endif
           "\n"
           "  --threads N  worker threads (1..%d, default 1)\n"
@@ -317,6 +318,10 @@ static void usage(FILE *out) {
           "  --backend B  lab heap backend: lab (default) or libc\n"
           "  --fill-limit N  bytes per block filled, poisoned and checked\n"
           "               (default 0: the heap's default, %d; whole: every byte)\n"
+          "  --stacks N   record N frames of call stack per allocation (0..%d,\n"
+          "               default 0: none)\n"
+          "  --unwind U   how stacks are walked: tables (libunwind, default)\n"
+          "               or fp (the frame-pointer chain)\n"
           "  --snapshot   time lab_stats()+lab_site_stats() with %d live "
           "blocks\n"
 #endif
@@ -324,7 +329,7 @@ static void usage(FILE *out) {
           "bench", MAX_THREADS, DEFAULT_OPS, BENCH_DEFAULT_NAME
 #ifdef BENCH_LAB
           ,
-          LAB_FILL_DEFAULT, SNAP_BLOCKS
+          LAB_FILL_DEFAULT, LAB_STACK_DEPTH_MAX, SNAP_BLOCKS
 #endif
   );
 }
@@ -395,11 +400,20 @@ int main(int argc, char **argv) {
                            ? LAB_FILL_WHOLE
                            : (size_t)parse_count(a, v, 0, (uint64_t)1 << 40);
       i++;
+    } else if (strcmp(a, "--stacks") == 0) {
+      cfg.stack_depth = (unsigned)parse_count(a, v, 0, LAB_STACK_DEPTH_MAX);
+      i++;
+    } else if (strcmp(a, "--unwind") == 0) {
+      if (v && strcmp(v, "tables") == 0) cfg.unwind = LAB_UNWIND_TABLES;
+      else if (v && strcmp(v, "fp") == 0) cfg.unwind = LAB_UNWIND_FP;
+      else die_usage("--unwind takes tables or fp, got '%s'", v ? v : "");
+      i++;
     } else if (strcmp(a, "--snapshot") == 0) {
       snapshot = 1;
 #else
     } else if (strcmp(a, "--backend") == 0 || strcmp(a, "--snapshot") == 0 ||
-               strcmp(a, "--fill-limit") == 0) {
+               strcmp(a, "--fill-limit") == 0 || strcmp(a, "--stacks") == 0 ||
+               strcmp(a, "--unwind") == 0) {
       die_usage("%s needs the lab build (lab_bench)", a);
 #endif
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

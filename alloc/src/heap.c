@@ -13,6 +13,9 @@ int lab__vg;
 /* The lab backend, outside memcheck: lab_try_malloc_at and lab_free_at
  * may take their one-piece paths. Set once, before any heap exists. */
 static int lab__fast;
+/* lab__fast, and no stacks to capture: lab_try_malloc_at may take its
+ * one-piece path. */
+static int lab__fast_alloc;
 lab_config_t lab__cfg;
 
 static pthread_once_t lab__once = PTHREAD_ONCE_INIT;
@@ -105,6 +108,8 @@ static void lab__global_init(void) {
    * the native path's. */
   lab__vg = LAB__RUNNING_ON_MEMCHECK();
   lab__fast = lab__cfg.backend == LAB_BACKEND_LAB && !lab__vg;
+  lab__fast_alloc = lab__fast && !lab__cfg.stack_depth;
+  lab__trace_init();
   if (!lab__cfg.fill_limit) lab__cfg.fill_limit = LAB_FILL_DEFAULT;
   if (pthread_key_create(&lab__heap_key, lab__heap_abandon)) {
     lab__init_err = LAB_ENOMEM;
@@ -124,6 +129,9 @@ int lab_init(const lab_config_t *cfg) {
   if (c.backend != LAB_BACKEND_LAB && c.backend != LAB_BACKEND_LIBC)
     return LAB_EINVAL;
   if (c.quarantine_blocks > ((size_t)1 << 24)) return LAB_EINVAL;
+  if (c.stack_depth > LAB_STACK_DEPTH_MAX) return LAB_EINVAL;
+  if (c.unwind != LAB_UNWIND_TABLES && c.unwind != LAB_UNWIND_FP)
+    return LAB_EINVAL;
   pthread_mutex_lock(&lab__heaps_lock);
   int started = atomic_load(&lab__started);
   if (!started) {
@@ -131,7 +139,10 @@ int lab_init(const lab_config_t *cfg) {
     atomic_store(&lab__started, 1);
   }
   pthread_mutex_unlock(&lab__heaps_lock);
-  if (started && c.backend != lab__cfg.backend) return LAB_EBUSY;
+  if (started && (c.backend != lab__cfg.backend ||
+                  c.stack_depth != lab__cfg.stack_depth ||
+                  (c.stack_depth && c.unwind != lab__cfg.unwind)))
+    return LAB_EBUSY;
   pthread_once(&lab__once, lab__global_init);
   return lab__init_err;
 }
@@ -165,14 +176,18 @@ static lab__heap_t *lab__heap_make(void) {
   if (h) lab__abandoned = h->next_free;
   pthread_mutex_unlock(&lab__heaps_lock);
   if (!h) {
+    /* Counters for every origin, committed as origins are used: the
+     * sites' share is counted as metadata here, the stacks' in
+     * lab_stats. */
     size_t sites = sizeof(lab__site_ctr_t) * LAB__MAX_SITES;
+    size_t origins = sizeof(lab__site_ctr_t) * LAB__MAX_ORIGINS;
     size_t q = sizeof(lab__hdr_t *) * lab__cfg.quarantine_blocks;
     h = lab__os_map(lab__heap_bytes());
     if (!h) return NULL;
-    h->sites = lab__os_map(sites);
+    h->sites = lab__os_reserve(origins);
     h->q = lab__os_map(q);
     if (!h->sites || !h->q) {
-      lab__os_unmap(h->sites, sites);
+      if (h->sites) lab__os_unmap(h->sites, origins);
       lab__os_unmap(h->q, q);
       lab__os_unmap(h, lab__heap_bytes());
       return NULL;
@@ -207,7 +222,7 @@ void lab_set_event_callback(lab_event_fn fn, void *ctx) {
 void lab__report(lab_fault_t kind, uint16_t alloc_site, uint16_t free_site,
                  size_t size, const void *ptr, const lab_site_t *site,
                  long offset) {
-  const lab_site_t *as = lab__site_at(alloc_site);
+  const lab_site_t *as = lab__site_at(lab__origin_site(alloc_site));
   const lab_site_t *fs = lab__site_at(free_site);
   lab__heap_t *h = lab__heap_get();
   uint16_t charged = as ? alloc_site : lab__site_id(site);
@@ -219,7 +234,8 @@ void lab__report(lab_fault_t kind, uint16_t alloc_site, uint16_t free_site,
   }
   lab_event_fn fn = atomic_load(&lab__event_fn);
   if (!fn) return;
-  lab_event_t ev = {kind, as, site, fs, ptr, as ? size : 0, offset};
+  lab_event_t ev = {kind,   as,  site, fs, alloc_site >= LAB__MAX_SITES ? alloc_site : 0,
+                    ptr,    as ? size : 0, offset};
   fn(&ev, atomic_load(&lab__event_ctx));
 }
 
@@ -261,9 +277,9 @@ void lab_stats(lab_stats_t *out) {
   memset(out, 0, sizeof *out);
   uint64_t peak = 0;
   int64_t live = 0;
-  uint32_t nsites = lab__site_limit();
+  uint32_t nsites = lab__site_limit(), ntraces = lab__trace_limit();
   for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
-    for (uint32_t id = 0; id < nsites; id++) {
+    for (uint32_t id = 0; id < ntraces; id = id + 1 == nsites ? LAB__MAX_SITES : id + 1) {
       out->total_allocs += LAB__READ(h->sites[id].allocs);
       out->total_frees += LAB__READ(h->sites[id].frees);
     }
@@ -287,8 +303,11 @@ void lab_stats(lab_stats_t *out) {
   out->os_maps = atomic_load(&lab__os_maps);
   for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all)
     out->heaps++;
+  /* The stacks' counters in each heap (the sites' are in meta_bytes). */
+  uint64_t stack_ctrs = out->heaps * (ntraces - LAB__MAX_SITES) * sizeof(lab__site_ctr_t);
   out->overhead_bytes = out->live_blocks * LAB__BLOCK_OVERHEAD +
-                        atomic_load(&lab__meta_bytes) + lab__scope_meta_bytes();
+                        atomic_load(&lab__meta_bytes) + lab__scope_meta_bytes() +
+                        stack_ctrs;
   if (lab__cfg.backend == LAB_BACKEND_LIBC) {
     /* libc holds at least our blocks, even where mallinfo2 knows nothing
      * (under a sanitizer's malloc). */
@@ -296,43 +315,100 @@ void lab_stats(lab_stats_t *out) {
     uint64_t m = lab__libc_mapped();
     out->mapped_bytes = m > floor ? m : floor;
   } else {
-    out->mapped_bytes = atomic_load(&lab__mapped_bytes);
+    out->mapped_bytes = atomic_load(&lab__mapped_bytes) + stack_ctrs;
   }
 }
 
+/* One origin's counters summed over the thread heaps, into the fields
+ * lab_site_stats_t and lab_stack_stats_t share. */
+typedef struct lab__sum {
+  uint64_t allocs, alloc_bytes, frees, free_bytes, errors[LAB_FAULT_COUNT];
+} lab__sum_t;
+
+static void lab__origin_sum(uint32_t id, lab__sum_t *s) {
+  for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
+    lab__site_ctr_t *c = &h->sites[id];
+    s->allocs += LAB__READ(c->allocs);
+    s->alloc_bytes += LAB__READ(c->alloc_bytes);
+    s->frees += LAB__READ(c->frees);
+    s->free_bytes += LAB__READ(c->free_bytes);
+    for (int e = 0; e < LAB_FAULT_COUNT; e++) s->errors[e] += LAB__READ(c->errors[e]);
+  }
+}
+
+#define LAB__SUM_TO(out, s)                                                  \
+  do {                                                                       \
+    (out)->total_allocs += (s).allocs;                                       \
+    (out)->total_bytes += (s).alloc_bytes;                                   \
+    (out)->live_blocks += (s).allocs > (s).frees ? (s).allocs - (s).frees : 0; \
+    (out)->live_bytes +=                                                     \
+        (s).alloc_bytes > (s).free_bytes ? (s).alloc_bytes - (s).free_bytes : 0; \
+    for (int e_ = 0; e_ < LAB_FAULT_COUNT; e_++) (out)->errors[e_] += (s).errors[e_]; \
+  } while (0)
+
 size_t lab_site_stats(lab_site_stats_t *out, size_t max) {
-  uint32_t n = lab__site_limit();
-  size_t k = 0;
-  for (uint32_t id = 1; id < n && k < max; id++, k++) {
-    lab_site_stats_t *s = &out[k];
-    memset(s, 0, sizeof *s);
-    s->site = lab__site_at((uint16_t)id);
-    uint64_t a = 0, ab = 0, f = 0, fb = 0;
-    for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
-      lab__site_ctr_t *c = &h->sites[id];
-      a += LAB__READ(c->allocs);
-      ab += LAB__READ(c->alloc_bytes);
-      f += LAB__READ(c->frees);
-      fb += LAB__READ(c->free_bytes);
-      for (int e = 0; e < LAB_FAULT_COUNT; e++)
-        s->errors[e] += LAB__READ(c->errors[e]);
-    }
-    s->total_allocs = a;
-    s->total_bytes = ab;
-    s->live_blocks = a > f ? a - f : 0;
-    s->live_bytes = ab > fb ? ab - fb : 0;
+  uint32_t n = lab__site_limit(), ntraces = lab__trace_limit();
+  size_t k = n - 1 < max ? n - 1 : max;
+  for (size_t i = 0; i < k; i++) {
+    memset(&out[i], 0, sizeof out[i]);
+    out[i].site = lab__site_at((uint16_t)(i + 1));
+  }
+  /* A site's own origin, then the stacks that end at it. */
+  for (uint32_t id = 1; id < ntraces; id = id + 1 == n ? LAB__MAX_SITES : id + 1) {
+    uint16_t site = lab__origin_site((uint16_t)id);
+    if (!site || site - 1u >= k) continue;
+    lab__sum_t sum = {0};
+    lab__origin_sum(id, &sum);
+    LAB__SUM_TO(&out[site - 1], sum);
   }
   return n - 1;
 }
 
+size_t lab_stack_stats(lab_stack_stats_t *out, size_t max) {
+  uint32_t n = lab__site_limit(), ntraces = lab__trace_limit();
+  size_t k = 0;
+  for (uint32_t id = 1; id < ntraces; id = id + 1 == n ? LAB__MAX_SITES : id + 1) {
+    lab__sum_t sum = {0};
+    lab__origin_sum(id, &sum);
+    bool any = sum.allocs;
+    for (int e = 0; e < LAB_FAULT_COUNT; e++) any |= sum.errors[e] != 0;
+    if (!any) continue;
+    if (k < max) {
+      lab_stack_stats_t *s = &out[k];
+      memset(s, 0, sizeof *s);
+      s->id = id;
+      s->site = lab__site_at(lab__origin_site((uint16_t)id));
+      s->frames = lab__trace_frames((uint16_t)id, &s->depth);
+      LAB__SUM_TO(s, sum);
+    }
+    k++;
+  }
+  return k;
+}
+
+const uintptr_t *lab_stack_frames(uint32_t id, uint32_t *depth) {
+  *depth = 0;
+  if (id < LAB__MAX_SITES || id >= lab__trace_limit()) return NULL;
+  return lab__trace_frames((uint16_t)id, depth);
+}
+
+uint64_t lab_stack_dropped(void) { return atomic_load(&lab__trace_dropped); }
+
 /* ---- allocation ---- */
 
+/* Where the public entry point that is running returns to: the first
+ * frame of the caller's stack. The entry points are kept out of line
+ * (LAB__ENTRY) so that it is. */
+#define LAB__RA() __builtin_return_address(0)
+#define LAB__ENTRY __attribute__((noinline))
+
 /* Out of line: the fast path of lab_try_malloc_at ends in a jump here,
- * and saves no registers for it. */
+ * and saves no registers for it. `ra`: where the entry point returns. */
 static __attribute__((noinline)) void *lab__alloc(size_t n,
                                                   const lab_site_t *site,
                                                   bool zero,
-                                                  lab_scope_t *scope) {
+                                                  lab_scope_t *scope,
+                                                  const void *ra) {
   lab__heap_t *h = lab__tls_heap;
   if (LAB__UNLIKELY(!h) && !(h = lab__heap_make())) goto oom;
   if (LAB__UNLIKELY(n > LAB__MAX_REQUEST)) goto oom;
@@ -341,6 +417,7 @@ static __attribute__((noinline)) void *lab__alloc(size_t n,
                                                        : lab__libc_alloc(n, zero);
   if (LAB__UNLIKELY(!b)) goto oom;
   uint16_t sid = lab__site_id(site);
+  if (lab__cfg.stack_depth) sid = lab__trace_origin(sid, ra);
   b->size = n < LAB__SIZE_LARGE ? (uint32_t)n : LAB__SIZE_LARGE;
   b->site = sid;
   atomic_store_explicit(&b->scope, 0, memory_order_relaxed);
@@ -365,13 +442,14 @@ static inline int32_t lab__site_id_known(const lab_site_t *site) {
   return LAB__LIKELY(id) ? (int32_t)id : -1;
 }
 
-void *lab_try_malloc_at(size_t n, const lab_site_t *site) {
+static inline __attribute__((always_inline)) void *lab__try_malloc(
+    size_t n, const lab_site_t *site, const void *ra) {
   /* A recycled slot of the thread's current page, outside any scope:
    * no call, so no registers to save. Anything else: lab__alloc. */
   lab__heap_t *h = lab__tls_heap;
   int32_t sid;
   lab__hdr_t *b;
-  if (LAB__LIKELY(h && lab__fast && !lab__tls_scope &&
+  if (LAB__LIKELY(h && lab__fast_alloc && !lab__tls_scope &&
                   n <= LAB__SEG_SMALL_MAX &&
                   (sid = lab__site_id_known(site)) >= 0 &&
                   (b = lab__seg_alloc_fast(h, n)))) {
@@ -385,23 +463,38 @@ void *lab_try_malloc_at(size_t n, const lab_site_t *site) {
     lab__count_alloc(h, (uint16_t)sid, n);
     return u;
   }
-  return lab__alloc(n, site, false, lab__tls_scope);
+  return lab__alloc(n, site, false, lab__tls_scope, ra);
 }
 
-void *lab_try_calloc_at(size_t count, size_t size, const lab_site_t *site) {
+LAB__ENTRY void *lab_try_malloc_at(size_t n, const lab_site_t *site) {
+  return lab__try_malloc(n, site, LAB__RA());
+}
+
+static inline void *lab__try_calloc(size_t count, size_t size,
+                                    const lab_site_t *site, const void *ra) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) {
     errno = ENOMEM;
     return NULL;
   }
-  return lab__alloc(n, site, true, lab__tls_scope);
+  return lab__alloc(n, site, true, lab__tls_scope, ra);
 }
 
-char *lab_try_strdup_at(const char *s, const lab_site_t *site) {
+LAB__ENTRY void *lab_try_calloc_at(size_t count, size_t size,
+                                   const lab_site_t *site) {
+  return lab__try_calloc(count, size, site, LAB__RA());
+}
+
+static inline char *lab__try_strdup(const char *s, const lab_site_t *site,
+                                    const void *ra) {
   size_t n = strlen(s) + 1;
-  char *d = lab__alloc(n, site, false, lab__tls_scope);
+  char *d = lab__alloc(n, site, false, lab__tls_scope, ra);
   if (d) memcpy(d, s, n);
   return d;
+}
+
+LAB__ENTRY char *lab_try_strdup_at(const char *s, const lab_site_t *site) {
+  return lab__try_strdup(s, site, LAB__RA());
 }
 
 lab__hdr_t *lab__validate(const void *p, const lab_site_t *site,
@@ -518,7 +611,7 @@ void lab_free_at(void *p, const lab_site_t *site) {
 /* realloc of a non-NULL p to n > 0 bytes. NULL with *bad set if p is no
  * live block (reported); NULL alone when out of memory. */
 static void *lab__realloc(void *p, size_t n, const lab_site_t *site,
-                          bool *bad) {
+                          bool *bad, const void *ra) {
   *bad = true;
   lab__hdr_t *b = lab__validate(p, site, LAB__USE_REALLOC);
   if (!b) goto bad;
@@ -529,7 +622,7 @@ static void *lab__realloc(void *p, size_t n, const lab_site_t *site,
     goto bad;
   }
   *bad = false;
-  void *q = lab__alloc(n, site, false, sid ? lab__scope_at(sid) : NULL);
+  void *q = lab__alloc(n, site, false, sid ? lab__scope_at(sid) : NULL, ra);
   if (!q) return NULL;
   size_t old = lab__size_of(b);
   memcpy(q, p, old < n ? old : n);
@@ -546,14 +639,14 @@ bad:
   return NULL;
 }
 
-void *lab_try_realloc_at(void *p, size_t n, const lab_site_t *site) {
-  if (!p) return lab_try_malloc_at(n, site);
+LAB__ENTRY void *lab_try_realloc_at(void *p, size_t n, const lab_site_t *site) {
+  if (!p) return lab__try_malloc(n, site, LAB__RA());
   if (n == 0) {
     lab_free_at(p, site);
     return NULL;
   }
   bool bad;
-  return lab__realloc(p, n, site, &bad);
+  return lab__realloc(p, n, site, &bad, LAB__RA());
 }
 
 size_t lab_usable_size(const void *p) {
@@ -586,22 +679,22 @@ static void lab__oom_now(size_t size) {
     return NULL;                                                             \
   } while (0)
 
-void *lab_malloc_at(size_t n, const lab_site_t *site) {
-  LAB__NEVER_NULL(lab_try_malloc_at(n, site), n);
+LAB__ENTRY void *lab_malloc_at(size_t n, const lab_site_t *site) {
+  LAB__NEVER_NULL(lab__try_malloc(n, site, LAB__RA()), n);
 }
 
-void *lab_calloc_at(size_t count, size_t size, const lab_site_t *site) {
+LAB__ENTRY void *lab_calloc_at(size_t count, size_t size, const lab_site_t *site) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) n = SIZE_MAX;
-  LAB__NEVER_NULL(lab_try_calloc_at(count, size, site), n);
+  LAB__NEVER_NULL(lab__try_calloc(count, size, site, LAB__RA()), n);
 }
 
-char *lab_strdup_at(const char *s, const lab_site_t *site) {
-  LAB__NEVER_NULL(lab_try_strdup_at(s, site), strlen(s) + 1);
+LAB__ENTRY char *lab_strdup_at(const char *s, const lab_site_t *site) {
+  LAB__NEVER_NULL(lab__try_strdup(s, site, LAB__RA()), strlen(s) + 1);
 }
 
-void *lab_realloc_at(void *p, size_t n, const lab_site_t *site) {
-  if (!p) return lab_malloc_at(n, site);
+LAB__ENTRY void *lab_realloc_at(void *p, size_t n, const lab_site_t *site) {
+  if (!p) LAB__NEVER_NULL(lab__try_malloc(n, site, LAB__RA()), n);
   if (n == 0) {
     lab_free_at(p, site);
     return NULL;
@@ -609,10 +702,10 @@ void *lab_realloc_at(void *p, size_t n, const lab_site_t *site) {
   /* A bad p gets NULL, as from the try family; only running out of memory
    * calls the handler. */
   bool bad;
-  void *q = lab__realloc(p, n, site, &bad);
+  void *q = lab__realloc(p, n, site, &bad, LAB__RA());
   if (LAB__LIKELY(q) || bad) return q;
   lab__oom_now(n);
-  if ((q = lab__realloc(p, n, site, &bad)) || bad) return q;
+  if ((q = lab__realloc(p, n, site, &bad, LAB__RA())) || bad) return q;
   lab__default_oom(n);
   return NULL;
 }
@@ -645,9 +738,9 @@ void lab_trim(void) {
 
 static lab_site_t lab__cjson_site = {"cJSON", "cJSON", "cjson", 0, 0};
 
-void *lab_hook_malloc(size_t n) {
+LAB__ENTRY void *lab_hook_malloc(size_t n) {
   const lab_site_t *s = lab__tls_hook_site;
-  return lab_try_malloc_at(n, s ? s : &lab__cjson_site);
+  return lab__try_malloc(n, s ? s : &lab__cjson_site, LAB__RA());
 }
 
 void lab_hook_free(void *p) { lab_free_at(p, &lab__cjson_site); }

@@ -50,7 +50,8 @@
 
 typedef struct lab__hdr {
   uint32_t size;            /* requested bytes (LAB__SIZE_LARGE: see large) */
-  uint16_t site;            /* allocation site id (0: unknown) */
+  uint16_t site;            /* origin: the allocation's site id (0:
+                               unknown), or its stack id (trace.c) */
   _Atomic uint16_t scope;   /* scope id, 0 when in none,
                                LAB__SCOPE_RECLAIMING once its scope's
                                close took it to free */
@@ -250,6 +251,31 @@ const lab_site_t *lab__site_at(uint16_t id);
 /* Number of registered sites plus one (ids run 1..n-1). */
 uint32_t lab__site_limit(void);
 
+/* ---- trace.c: call stacks ---- */
+
+/* Origin ids (lab__hdr_t.site): sites below LAB__MAX_SITES, stacks from
+ * there up to LAB__MAX_ORIGINS - 1. */
+#define LAB__MAX_ORIGINS 65536
+
+/* Set up the unwinder (lab_init). */
+void lab__trace_init(void);
+/* The origin of an allocation at `site` whose public entry point returns
+ * to `ra`: its stack's id, made on first sight, or `site` if the stack
+ * cannot be kept. Only with lab__cfg.stack_depth > 0. */
+uint16_t lab__trace_origin(uint16_t site, const void *ra);
+/* The site of a stack id. */
+uint16_t lab__origin_site_slow(uint16_t origin);
+/* The site an origin belongs to. */
+static inline uint16_t lab__origin_site(uint16_t origin) {
+  return origin < LAB__MAX_SITES ? origin : lab__origin_site_slow(origin);
+}
+/* One past the highest stack id in use (LAB__MAX_SITES when none). */
+uint32_t lab__trace_limit(void);
+/* A stack's frames and depth (NULL, 0 for a site alone). */
+const uintptr_t *lab__trace_frames(uint16_t origin, uint32_t *depth);
+/* Stacks charged to their site alone, the table being full. */
+extern _Atomic uint64_t lab__trace_dropped;
+
 /* ---- heap.c: per-thread heaps, shared by both backends ---- */
 
 #define LAB__NCLS 47 /* size classes of the lab backend */
@@ -275,7 +301,8 @@ struct lab__segment;
  * the next new thread. */
 typedef struct lab__heap {
   lab__heap_ctr_t ctr;           /* this heap's counters */
-  lab__site_ctr_t *sites;        /* per-site counters, LAB__MAX_SITES */
+  lab__site_ctr_t *sites;        /* per-origin counters (site or stack),
+                                    LAB__MAX_ORIGINS, committed as used */
   struct lab__heap *next_all;    /* global list of every heap */
   struct lab__heap *next_free;   /* list of abandoned heaps */
   /* lab backend */
@@ -294,8 +321,9 @@ typedef struct lab__heap {
 /* The calling thread's heap, made or adopted on first use; NULL on OOM. */
 lab__heap_t *lab__heap_get(void);
 
-/* Report a caught fault: count it for the heap and the charged site, then
- * call the subscriber. Site ids may be 0 (unknown). */
+/* Report a caught fault: count it for the heap and the charged origin,
+ * then call the subscriber. alloc_site is the block's origin, free_site a
+ * site id; either may be 0 (unknown). */
 void lab__report(lab_fault_t kind, uint16_t alloc_site, uint16_t free_site,
                  size_t size, const void *ptr, const lab_site_t *site,
                  long offset);

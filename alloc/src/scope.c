@@ -245,7 +245,7 @@ void lab_scope_close(lab_scope_t *s, unsigned flags,
   for (uint32_t i = 0; i < n; i++) {
     lab__hdr_t *h = s->blocks[i];
     atomic_store_explicit(&h->scope, tag, memory_order_relaxed);
-    if (report) lab__tally_add(tally, h->site, lab__size_of(h));
+    if (report) lab__tally_add(tally, lab__origin_site(h->site), lab__size_of(h));
   }
   s->n = 0;
   atomic_store_explicit(&s->full, false, memory_order_relaxed);

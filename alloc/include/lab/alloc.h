@@ -11,7 +11,12 @@
  * and "libc" (over malloc/free, for comparison; its detection is best
  * effort, see lab_init()).
  *
- * The library knows nothing about HTTP. It depends on libc only.
+ * Optionally (lab_config_t.stack_depth) every allocation also records its
+ * call stack, deduplicated into a table of stacks with the same counters
+ * as the sites (lab_stack_stats).
+ *
+ * The library knows nothing about HTTP. It depends on libc and, for call
+ * stacks, libunwind.
  */
 #ifndef LAB_ALLOC_H
 #define LAB_ALLOC_H
@@ -102,6 +107,17 @@ typedef enum lab_backend {
   LAB_BACKEND_LIBC = 1 /* malloc/free with the same accounting */
 } lab_backend_t;
 
+/* How call stacks are walked (lab_config_t.unwind). */
+typedef enum lab_unwind {
+  LAB_UNWIND_TABLES = 0, /* libunwind over the unwind tables: right through
+                            code without frame pointers (default) */
+  LAB_UNWIND_FP = 1      /* the frame-pointer chain: cheaper, but a frame
+                            built without one hides its callers */
+} lab_unwind_t;
+
+#define LAB_STACK_DEPTH_DEFAULT 16 /* frames a stack keeps, by default */
+#define LAB_STACK_DEPTH_MAX 64     /* the most lab_config_t.stack_depth takes */
+
 typedef struct lab_config {
   lab_backend_t backend;     /* which heap serves allocations */
   size_t quarantine_bytes;   /* per thread; 0 = default (1 MiB) */
@@ -111,6 +127,10 @@ typedef struct lab_config {
                                 pattern-filled, poisoned on free and checked
                                 in quarantine; 0 = LAB_FILL_DEFAULT (48);
                                 LAB_FILL_WHOLE: every byte */
+  unsigned stack_depth;      /* call-stack frames recorded per allocation,
+                                innermost first, up to LAB_STACK_DEPTH_MAX;
+                                0: none, blocks are known by their site */
+  lab_unwind_t unwind;       /* how stacks are walked */
 } lab_config_t;
 
 /* Choose the backend and limits before the first allocation. Optional: the
@@ -184,6 +204,8 @@ typedef struct lab_event {
   const lab_site_t *alloc_site;  /* where the block was allocated, or NULL */
   const lab_site_t *site;        /* where the bad operation was seen */
   const lab_site_t *free_site;   /* where the block was freed, or NULL */
+  uint32_t alloc_stack;          /* the block's stack id (lab_stack_frames),
+                                    or 0 */
   const void *ptr;               /* the pointer involved */
   size_t size;                   /* requested size of the block, or 0 */
   long offset;                   /* overflow/use after free: first bad
@@ -265,6 +287,31 @@ size_t lab_site_stats(lab_site_stats_t *out, size_t max);
 /* Register a site now (normally done on first use); returns its id (>0)
  * or LAB_ENOSPC when the site table is full. */
 int lab_site_register(lab_site_t *site);
+
+/* Per call stack: a site and the stack that reached it. With stacks off
+ * (or for blocks whose stack could not be kept) a site stands alone, as a
+ * stack of depth 0. Same fields as lab_site_stats_t. */
+typedef struct lab_stack_stats {
+  uint32_t id;             /* stack id (>0), fixed for the process's life */
+  const lab_site_t *site;  /* the site the stack ends at, or NULL */
+  const uintptr_t *frames; /* return addresses, innermost (the caller of
+                              the heap) first; valid for the process's life */
+  uint32_t depth;          /* entries in frames (0: the site alone) */
+#define LAB__STAT_FIELD(name, kind, metric, help) uint64_t name;
+  LAB_SITE_STAT_FIELDS(LAB__STAT_FIELD)
+#undef LAB__STAT_FIELD
+  uint64_t errors[LAB_FAULT_COUNT]; /* faults charged to this stack */
+} lab_stack_stats_t;
+
+/* Fill out[0..max) with the counters of every site and stack that has
+ * ever allocated (sites alone first, then stacks in the order first seen)
+ * and return how many there are, which may exceed max. */
+size_t lab_stack_stats(lab_stack_stats_t *out, size_t max);
+/* The frames of stack `id` (NULL and *depth 0 for a site alone or an
+ * unknown id). */
+const uintptr_t *lab_stack_frames(uint32_t id, uint32_t *depth);
+/* Stacks charged to their site alone because the stack table was full. */
+uint64_t lab_stack_dropped(void);
 
 /* ---- Request scopes. ---- */
 
