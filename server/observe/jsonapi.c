@@ -16,6 +16,7 @@
 #include "observe/flags.h"
 #include "observe/hist.h"
 #include "observe/sites.h"
+#include "observe/stacks.h"
 #include "observe/stats.h"
 #include "observe/workers.h"
 
@@ -237,6 +238,9 @@ static int srv__leak_cmp(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
+/* Stacks shown per site in /api/leaks (all of them: /api/stacks). */
+#define SRV__LEAK_STACKS 5
+
 void srv_jsonapi_leaks(srv_req_t *rq) {
   static const char *const allowed[] = {"top", NULL};
   uint64_t top = 20;
@@ -252,6 +256,9 @@ void srv_jsonapi_leaks(srv_req_t *rq) {
     return;
   }
   qsort(leaks, m, sizeof *leaks, srv__leak_cmp);
+  size_t nstacks = 0;
+  srv_stack_row_t *stacks = srv_stacks_collect(SRV_STACKS_BY_LIVE, rq->route,
+                                               LAB_SITE("leaks.stacks"), &nstacks);
 
   lab_stats_t st;
   lab_stats(&st);
@@ -300,17 +307,26 @@ void srv_jsonapi_leaks(srv_req_t *rq) {
     } else {
       srv_json_null(&j, "seconds_to_budget");
     }
-    srv_json_obj(&j, "errors");
-#define SRV__SITE_ERR(name, desc)                                            \
-  if (l->errors[LAB_FAULT_##name]) srv_json_u64(&j, #name, l->errors[LAB_FAULT_##name]);
-    LAB_FAULT_MAP(SRV__SITE_ERR)
-#undef SRV__SITE_ERR
+    srv_sites_errors_json(&j, "errors", l->errors);
+    /* The site's biggest stacks, with their frames. */
+    srv_json_arr(&j, "stacks");
+    for (size_t s = 0, shown = 0; s < nstacks && shown < SRV__LEAK_STACKS; s++) {
+      if (strcmp(stacks[s].site, l->name)) continue;
+      shown++;
+      srv_json_obj(&j, NULL);
+      srv_json_u64(&j, "id", stacks[s].s.id);
+      srv_json_u64(&j, "blocks", stacks[s].s.live_blocks);
+      srv_json_u64(&j, "bytes", stacks[s].s.live_bytes);
+      srv_stacks_frames_json(&j, "frames", &stacks[s]);
+      srv_json_end(&j);
+    }
     srv_json_end(&j);
     srv_json_end(&j);
   }
   srv_json_end(&j);
   srv_json_end(&j);
   lab_free(leaks);
+  lab_free(stacks);
   srv_http_send_json(rq, 200, &j);
 }
 

@@ -10,6 +10,7 @@
 #include "observe/hist.h"
 #include "observe/jsonapi.h"
 #include "observe/metrics.h"
+#include "observe/stacks.h"
 #include "observe/workers.h"
 
 static bool srv__is_asset(const char *path) { return dash_asset_find(path) != NULL; }
@@ -43,6 +44,7 @@ static const srv_route_def_t srv__routes[] = {
      NULL},
     {"recycle", "/api/recycle", SRV_M_POST, srv_jsonapi_recycle, A, NULL},
     {"leaks", "/api/leaks", SRV_M_GET, srv_jsonapi_leaks, A, NULL},
+    {"stacks", "/api/stacks", SRV_M_GET, srv_stacks_handle, A, NULL},
     {"events", "/api/events", SRV_M_GET, srv_jsonapi_events, A, NULL},
     {"metrics", "/metrics", SRV_M_GET, srv_metrics_handle, A, NULL},
 };

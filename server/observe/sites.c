@@ -25,6 +25,16 @@ const char *srv_sites_file(const lab_site_t *site) {
   return slash ? slash + 1 : file;
 }
 
+void srv_sites_errors_json(srv_json_t *j, const char *key,
+                           const uint64_t errors[LAB_FAULT_COUNT]) {
+  srv_json_obj(j, key);
+#define SRV__SITE_ERR(name, desc)                                            \
+  if (errors[LAB_FAULT_##name]) srv_json_u64(j, #name, errors[LAB_FAULT_##name]);
+  LAB_FAULT_MAP(SRV__SITE_ERR)
+#undef SRV__SITE_ERR
+  srv_json_end(j);
+}
+
 srv_site_row_t *srv_sites_merge(bool live_only, srv_route_t skip,
                                 const lab_site_t *site, size_t *n) {
   *n = 0;

@@ -11,6 +11,7 @@
 
 #include <lab/alloc.h>
 
+#include "core/json.h"
 #include "http/router.h"
 
 #define SRV_NAME_MAX 48 /* site names, NUL included */
@@ -39,5 +40,10 @@ const char *srv_sites_file(const lab_site_t *site);
  * of memory. */
 srv_site_row_t *srv_sites_merge(bool live_only, srv_route_t skip,
                                 const lab_site_t *site, size_t *n);
+
+/* Write the nonzero fault counts as the JSON object `key` ({"double_free":
+ * 2, ...}). */
+void srv_sites_errors_json(srv_json_t *j, const char *key,
+                           const uint64_t errors[LAB_FAULT_COUNT]);
 
 #endif /* SRV_SITES_H */

@@ -29,6 +29,9 @@ typedef enum srv_opt_type {
     "libmicrohttpd threads: a poll() thread pool, 1 = one internal thread")  \
   X("heap", heap, SRV_OPT_HEAP, "lab|libc", "lab", 0, 0, "LEAKLAB_HEAP",     \
     "heap backend: leaklab's own heap or malloc with the same accounting")   \
+  X("stacks", stacks, SRV_OPT_UINT, "N", "16", 0, 64, "LEAKLAB_STACKS",      \
+    "call-stack frames recorded per allocation (0: none, each block is "    \
+    "then known by its call site alone)")                                    \
   X("sample-ms", sample_ms, SRV_OPT_UINT, "N", "250", 10, 60000,             \
     "LEAKLAB_SAMPLE_MS", "history sample interval in milliseconds")          \
   X("history", history, SRV_OPT_UINT, "N", "14400", 16, 57600,               \
@@ -79,6 +82,7 @@ typedef struct srv_cfg {
   const char *bind;         /* --bind */
   unsigned threads;         /* --threads */
   lab_backend_t heap;       /* --heap */
+  unsigned stacks;          /* --stacks */
   unsigned sample_ms;       /* --sample-ms */
   unsigned history;         /* --history */
   const char *admin_token;  /* --admin-token ("" = none) */

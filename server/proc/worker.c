@@ -123,7 +123,8 @@ int srv_worker_run(const srv_cfg_t *cfg, const srv_worker_socks_t *socks,
 
   /* Whole blocks: the fault endpoints show the patterns in every byte
    * (report.uninit dumps rows well past the first 48). */
-  lab_config_t lc = {.backend = cfg->heap, .fill_limit = LAB_FILL_WHOLE};
+  lab_config_t lc = {.backend = cfg->heap, .fill_limit = LAB_FILL_WHOLE,
+                     .stack_depth = cfg->stacks};
   int err = lab_init(&lc);
   if (err) {
     fprintf(stderr, "leaklab: heap would not start: %s\n", lab_strerror(err));

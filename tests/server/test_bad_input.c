@@ -159,7 +159,8 @@ static void garbage_query_strings_are_a_400(void **state) {
       "/api/stats?x=1", "/healthz?probe", "/metrics?format=json",
       "/blob?size=0", "/blob?size=99999999", "/blob?size=12kb",
       "/report?rows=-1", "/hello?nam=ada", "/api/flags?echo.leak_tree=1",
-      "/echo?%ff%fe=1", NULL};
+      "/echo?%ff%fe=1", "/api/stacks?top=0", "/api/stacks?order=up",
+      "/api/stacks?top=1&depth=3", NULL};
   for (int i = 0; paths[i]; i++) expect_error("GET", paths[i], NULL, 0, NULL, 400);
   char name[400] = "/hello?name=";
   memset(name + strlen(name), 'a', 300);

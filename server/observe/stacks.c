@@ -1,0 +1,187 @@
+/* stacks.c - the heap's stack table, named, symbolized and served. */
+#include "observe/stacks.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "observe/symbols.h"
+
+/* ---- the symbolizer of this process, opened on first use ---- */
+
+static pthread_once_t srv__sym_once = PTHREAD_ONCE_INIT;
+static srv_symbols_t *srv__sym;
+
+static void srv__sym_open(void) {
+  if (srv_symbols_open(0, &srv__sym) < 0) srv__sym = NULL;
+}
+
+/* ---- rows ---- */
+
+static srv_stacks_order_t srv__order;
+
+static int srv__row_cmp(const void *a, const void *b) {
+  const srv_stack_row_t *x = a, *y = b;
+  uint64_t u = srv__order == SRV_STACKS_BY_LIVE ? x->s.live_bytes : x->s.total_bytes;
+  uint64_t v = srv__order == SRV_STACKS_BY_LIVE ? y->s.live_bytes : y->s.total_bytes;
+  if (u != v) return u < v ? 1 : -1;
+  return x->s.id < y->s.id ? -1 : x->s.id > y->s.id;
+}
+
+srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,
+                                    const lab_site_t *site, size_t *n) {
+  *n = 0;
+  /* Stacks first seen meanwhile are left for the next call. */
+  size_t cap = lab_stack_stats(NULL, 0) + 64;
+  lab_stack_stats_t *all = lab_try_malloc_at(cap * sizeof *all, site);
+  srv_stack_row_t *rows = lab_try_malloc_at(cap * sizeof *rows, site);
+  if (!all || !rows) {
+    lab_free_at(all, site);
+    lab_free_at(rows, site);
+    return NULL;
+  }
+  size_t got = lab_stack_stats(all, cap), m = 0;
+  if (got > cap) got = cap;
+  for (size_t i = 0; i < got; i++) {
+    if (!all[i].site) continue;
+    if (order == SRV_STACKS_BY_LIVE && !all[i].live_blocks) continue;
+    srv_route_t r = srv_route_of_site(all[i].site->name);
+    if (skip != SRV_ROUTE_OTHER && r == skip) continue;
+    srv_stack_row_t *row = &rows[m++];
+    row->s = all[i];
+    row->route = r;
+    srv_sites_name(all[i].site, row->site, sizeof row->site);
+  }
+  lab_free_at(all, site);
+  /* One sorter at a time: the order is a static. */
+  static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&sort_lock);
+  srv__order = order;
+  qsort(rows, m, sizeof *rows, srv__row_cmp);
+  pthread_mutex_unlock(&sort_lock);
+  *n = m;
+  return rows;
+}
+
+/* ---- frames ---- */
+
+static void srv__frame_json(srv_json_t *j, const char *function, const char *file,
+                            int line, const char *module, uintptr_t addr,
+                            bool inlined, const char *label) {
+  srv_json_obj(j, NULL);
+  srv_json_str(j, "function", function);
+  const char *slash = strrchr(file, '/');
+  srv_json_str(j, "file", slash ? slash + 1 : file);
+  srv_json_i64(j, "line", line);
+  srv_json_str(j, "module", module);
+  if (addr) {
+    char hex[24];
+    snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)addr);
+    srv_json_str(j, "address", hex);
+  } else {
+    srv_json_null(j, "address");
+  }
+  srv_json_bool(j, "inlined", inlined);
+  if (label) srv_json_str(j, "site", label);
+  srv_json_end(j);
+}
+
+void srv_stacks_frames_json(srv_json_t *j, const char *key, const srv_stack_row_t *row) {
+  srv_json_arr(j, key);
+  const lab_site_t *site = row->s.site;
+  if (!row->s.depth) {
+    srv__frame_json(j, site->func ? site->func : "", srv_sites_file(site), site->line,
+                    "", 0, false, row->site);
+    srv_json_end(j);
+    return;
+  }
+  pthread_once(&srv__sym_once, srv__sym_open);
+  /* The site labels the first frame of the function it was written in. */
+  bool labelled = false;
+  for (uint32_t f = 0; f < row->s.depth; f++) {
+    srv_frame_t fr;
+    if (!srv__sym || srv_symbols_lookup(srv__sym, row->s.frames[f], SRV_SYMBOLS_RETURN, &fr) < 0) {
+      char hex[24];
+      snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)row->s.frames[f]);
+      srv__frame_json(j, hex, "", 0, "", row->s.frames[f], false, NULL);
+      continue;
+    }
+    for (size_t k = 0; k < fr.ninlined; k++) {
+      const srv_frame_line_t *in = &fr.inlined[k];
+      bool mine = !labelled && site->func && !strcmp(in->function, site->func);
+      srv__frame_json(j, in->function, in->file, in->line, fr.module, fr.addr, true,
+                      mine ? row->site : NULL);
+      labelled |= mine;
+    }
+    /* A function the symbol tables do not name (static in a stripped
+     * library) is known by its place in its module, the same in every
+     * process. */
+    char place[96];
+    const char *fn = fr.function;
+    if (!(fr.flags & SRV_FRAME_FUNCTION) && (fr.flags & SRV_FRAME_MODULE)) {
+      snprintf(place, sizeof place, "%s+0x%llx", fr.module,
+               (unsigned long long)fr.module_offset);
+      fn = place;
+    }
+    bool mine = !labelled && site->func && !strcmp(fn, site->func);
+    srv__frame_json(j, fn, fr.file, fr.line, fr.module, fr.addr, false,
+                    mine ? row->site : NULL);
+    labelled |= mine;
+  }
+  srv_json_end(j);
+}
+
+/* ---- GET /api/stacks ---- */
+
+void srv_stacks_handle(srv_req_t *rq) {
+  static const char *const allowed[] = {"top", "order", NULL};
+  uint64_t top = 50;
+  if (!srv_http_query_only(rq, allowed) || !srv_http_query_u64(rq, "top", 1, 100000, &top))
+    return;
+  const char *o = srv_http_query(rq, "order");
+  srv_stacks_order_t order = SRV_STACKS_BY_LIVE;
+  if (o && !strcmp(o, "allocs")) order = SRV_STACKS_BY_ALLOCS;
+  else if (o && strcmp(o, "live")) {
+    srv_http_error(rq, 400, "order must be 'live' or 'allocs', not '%.40s'", o);
+    return;
+  }
+  size_t n;
+  srv_stack_row_t *rows = srv_stacks_collect(order, rq->route, LAB_SITE("stacks.rows"), &n);
+  if (!rows) {
+    srv_http_error(rq, 500, "out of memory listing the stacks");
+    return;
+  }
+  lab_stats_t st;
+  lab_stats(&st);
+  srv_json_t j;
+  srv_http_json_init(rq, &j);
+  srv_json_obj(&j, NULL);
+  srv_json_u64(&j, "t_ms", srv_clock_now_ms());
+  srv_json_u64(&j, "live_bytes", st.live_bytes);
+  srv_json_u64(&j, "live_blocks", st.live_blocks);
+  srv_json_str(&j, "order", order == SRV_STACKS_BY_LIVE ? "live" : "allocs");
+  srv_json_u64(&j, "stacks_total", n);
+  srv_json_u64(&j, "stacks_dropped", lab_stack_dropped());
+  srv_json_arr(&j, "stacks");
+  for (size_t k = 0; k < n && k < top; k++) {
+    const srv_stack_row_t *r = &rows[k];
+    srv_json_obj(&j, NULL);
+    srv_json_u64(&j, "id", r->s.id);
+    srv_json_str(&j, "site", r->site);
+    if (r->route != SRV_ROUTE_OTHER) srv_json_str(&j, "route", srv_route_path(r->route));
+    else srv_json_null(&j, "route");
+    srv_json_u64(&j, "bytes", r->s.live_bytes);
+    srv_json_u64(&j, "blocks", r->s.live_blocks);
+    srv_json_u64(&j, "total_allocs", r->s.total_allocs);
+    srv_json_u64(&j, "total_bytes", r->s.total_bytes);
+    srv_sites_errors_json(&j, "errors", r->s.errors);
+    srv_stacks_frames_json(&j, "frames", r);
+    srv_json_end(&j);
+  }
+  srv_json_end(&j);
+  srv_json_end(&j);
+  lab_free_at(rows, LAB_SITE("stacks.rows"));
+  srv_http_send_json(rq, 200, &j);
+}

@@ -1,0 +1,43 @@
+/* stacks.h - the heap's call stacks as the observer reports them: rows
+ * of the heap's stack table with their site's report name and route,
+ * frames symbolized (function, file, line, module; inlined calls as
+ * frames of their own), and GET /api/stacks. */
+#ifndef SRV_STACKS_H
+#define SRV_STACKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <lab/alloc.h>
+
+#include "core/json.h"
+#include "http/http.h"
+#include "observe/sites.h"
+
+/* One stack of the heap with its site's name and route. */
+typedef struct srv_stack_row {
+  lab_stack_stats_t s;      /* the heap's counters and frames */
+  char site[SRV_NAME_MAX];  /* the site's report name (srv_sites_name) */
+  srv_route_t route;        /* the route of that name, or SRV_ROUTE_OTHER */
+} srv_stack_row_t;
+
+/* How srv_stacks_collect orders its rows. */
+typedef enum srv_stacks_order {
+  SRV_STACKS_BY_LIVE,   /* live bytes, most first; stacks with none left out */
+  SRV_STACKS_BY_ALLOCS  /* bytes allocated since start, most first */
+} srv_stacks_order_t;
+
+/* Every stack of the heap, ordered, into a lab heap block charged to
+ * `site` that the caller frees (lab_free); *n rows. Rows of route `skip`
+ * are left out (SRV_ROUTE_OTHER: none). NULL (and *n 0) when out of
+ * memory. */
+srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,
+                                    const lab_site_t *site, size_t *n);
+/* Write a stack's frames as the JSON array `key`, innermost first: each
+ * frame {function, file, line, module, address, inlined}; a stack of
+ * depth 0 is its site alone, one frame. */
+void srv_stacks_frames_json(srv_json_t *j, const char *key, const srv_stack_row_t *row);
+/* GET /api/stacks?top=N&order=live|allocs: the top stacks with frames. */
+void srv_stacks_handle(srv_req_t *rq);
+
+#endif /* SRV_STACKS_H */

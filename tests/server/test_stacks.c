@@ -1,0 +1,153 @@
+/* Every allocation carries its call stack: /api/stacks lists them with
+ * symbolized frames, /api/leaks rows carry their site's, and a stack's
+ * figures add up to its site's. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define BODY "{\"name\":\"leaklab\",\"tags\":[\"a\",\"b\"],\"deep\":{\"x\":{\"y\":true}}}"
+
+static srv_t *srv;
+
+static int start(void **state) {
+  const char *const *args = *state;
+  srv = srv_start(args, NULL);
+  return 0;
+}
+
+static int stop(void **state) {
+  (void)state;
+  int rc = srv_stop(srv);
+  srv = NULL;
+  return rc == 0 ? 0 : -1;
+}
+
+/* The index of the first frame of `frames` whose function starts with
+ * `prefix`, at or after `from`; -1 if none. */
+static int frame_index(cJSON *frames, const char *prefix, int from) {
+  int i = 0;
+  cJSON *f;
+  cJSON_ArrayForEach(f, frames) {
+    cJSON *fn = cJSON_GetObjectItem(f, "function");
+    if (i >= from && cJSON_IsString(fn) && !strncmp(fn->valuestring, prefix, strlen(prefix)))
+      return i;
+    i++;
+  }
+  return -1;
+}
+
+static void a_leaked_json_tree_is_charged_to_stacks_through_cJSON_Parse(void **state) {
+  (void)state;
+  set_flags(srv, "{\"echo.leak_tree\": 1}");
+  repeat(srv, 20, "POST", "/echo", BODY, 200);
+  uint64_t site_live = site_bytes(srv, "echo.tree");
+  assert_true(site_live > 0);
+  cJSON *doc = http_json(srv, "GET", "/api/stacks?top=100000", NULL, NULL);
+  assert_string_equal(jget(doc, "order")->valuestring, "live");
+  uint64_t stacks_live = 0;
+  int through = 0, nstacks = 0;
+  cJSON *s;
+  cJSON_ArrayForEach(s, jget(doc, "stacks")) {
+    if (strcmp(jget(s, "site")->valuestring, "echo.tree")) continue;
+    nstacks++;
+    stacks_live += (uint64_t)jnum(s, "bytes");
+    assert_string_equal(jget(s, "route")->valuestring, "/echo");
+    cJSON *frames = jget(s, "frames");
+    /* The parser's frames, then the handler that called it. */
+    int parse = frame_index(frames, "cJSON_Parse", 0);
+    if (parse >= 0 && frame_index(frames, "srv_demo_echo", parse + 1) > parse) through++;
+    cJSON *f0 = cJSON_GetArrayItem(frames, 0);
+    assert_non_null(strstr(jget(f0, "module")->valuestring, "cjson"));
+  }
+  /* cJSON allocates nodes and strings from several places. */
+  assert_true(nstacks >= 2);
+  assert_int_equal(through, nstacks);
+  assert_int_equal(stacks_live, site_live);
+  cJSON_Delete(doc);
+}
+
+static void leak_rows_carry_their_sites_stacks_with_file_and_line(void **state) {
+  (void)state;
+  set_flags(srv, "{\"echo.leak_tree\": 1}");
+  repeat(srv, 5, "POST", "/echo", BODY, 200);
+  cJSON *site = leak_site(srv, "echo.tree");
+  assert_non_null(site);
+  cJSON *stacks = jget(site, "stacks");
+  assert_true(cJSON_GetArraySize(stacks) >= 1);
+  uint64_t sum = 0, prev = UINT64_MAX;
+  cJSON *s;
+  cJSON_ArrayForEach(s, stacks) {
+    uint64_t b = (uint64_t)jnum(s, "bytes");
+    assert_true(b <= prev); /* biggest first */
+    prev = b;
+    sum += b;
+    cJSON *frames = jget(s, "frames");
+    int echo = frame_index(frames, "srv_demo_echo", 0);
+    assert_true(echo >= 0);
+    cJSON *f = cJSON_GetArrayItem(frames, echo);
+    assert_string_equal(jget(f, "file")->valuestring, "echo.c");
+    assert_true(jnum(f, "line") > 0);
+    assert_string_equal(jget(f, "module")->valuestring, "leaklab");
+  }
+  assert_true(sum <= (uint64_t)jnum(site, "bytes"));
+  cJSON_Delete(site);
+}
+
+static void stacks_by_allocation_list_what_was_freed_too(void **state) {
+  (void)state;
+  repeat(srv, 5, "POST", "/echo", BODY, 200); /* leak_tree off: all freed */
+  cJSON *live = http_json(srv, "GET", "/api/stacks?top=100000", NULL, NULL);
+  cJSON *all = http_json(srv, "GET", "/api/stacks?top=100000&order=allocs", NULL, NULL);
+  assert_string_equal(jget(all, "order")->valuestring, "allocs");
+  int tree_live = 0, tree_all = 0;
+  double prev = 1e300;
+  cJSON *s;
+  cJSON_ArrayForEach(s, jget(live, "stacks")) tree_live += !strcmp(jget(s, "site")->valuestring, "echo.tree");
+  cJSON_ArrayForEach(s, jget(all, "stacks")) {
+    tree_all += !strcmp(jget(s, "site")->valuestring, "echo.tree");
+    assert_true(jnum(s, "total_bytes") <= prev);
+    prev = jnum(s, "total_bytes");
+  }
+  assert_int_equal(tree_live, 0);
+  assert_true(tree_all >= 2);
+  cJSON_Delete(live);
+  cJSON_Delete(all);
+}
+
+static void with_stacks_off_each_site_stands_alone(void **state) {
+  (void)state;
+  set_flags(srv, "{\"echo.leak_tree\": 1}");
+  repeat(srv, 5, "POST", "/echo", BODY, 200);
+  cJSON *doc = http_json(srv, "GET", "/api/stacks?top=100000", NULL, NULL);
+  int tree = 0;
+  cJSON *s;
+  cJSON_ArrayForEach(s, jget(doc, "stacks")) {
+    cJSON *frames = jget(s, "frames");
+    assert_int_equal(cJSON_GetArraySize(frames), 1);
+    if (strcmp(jget(s, "site")->valuestring, "echo.tree")) continue;
+    tree++;
+    assert_int_equal((uint64_t)jnum(s, "bytes"), site_bytes(srv, "echo.tree"));
+    assert_string_equal(jget(cJSON_GetArrayItem(frames, 0), "site")->valuestring, "echo.tree");
+  }
+  assert_int_equal(tree, 1);
+  cJSON_Delete(doc);
+}
+
+int main(void) {
+  static const char *const on[] = {"--sample-ms", "50", NULL};
+  static const char *const off[] = {"--stacks", "0", NULL};
+#define T(name, args) cmocka_unit_test_prestate_setup_teardown(name, start, stop, (void *)(args))
+  const struct CMUnitTest tests[] = {
+      T(a_leaked_json_tree_is_charged_to_stacks_through_cJSON_Parse, on),
+      T(leak_rows_carry_their_sites_stacks_with_file_and_line, on),
+      T(stacks_by_allocation_list_what_was_freed_too, on),
+      T(with_stacks_off_each_site_stands_alone, off),
+  };
+  return cmocka_run_group_tests_name("server stacks", tests, NULL, NULL);
+}
