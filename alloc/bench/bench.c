@@ -308,7 +308,7 @@ static void usage(FILE *out) {
           "usage: %s [--threads N] [--ops N] [--name NAME]"
 #ifdef BENCH_LAB
           " [--backend lab|libc] [--fill-limit N|whole] [--stacks N]"
-          " [--unwind tables|fp] [--snapshot]"
+          " [--unwind tables|fp|libunwind] [--snapshot]"
 #endif
           "\n"
           "  --threads N  worker threads (1..%d, default 1)\n"
@@ -320,8 +320,9 @@ static void usage(FILE *out) {
           "               (default 0: the heap's default, %d; whole: every byte)\n"
           "  --stacks N   record N frames of call stack per allocation (0..%d,\n"
           "               default 0: none)\n"
-          "  --unwind U   how stacks are walked: tables (libunwind, default)\n"
-          "               or fp (the frame-pointer chain)\n"
+          "  --unwind U   how stacks are walked: tables (the unwind tables,\n"
+          "               cached; default), fp (the frame-pointer chain) or\n"
+          "               libunwind (unw_backtrace)\n"
           "  --snapshot   time lab_stats()+lab_site_stats() with %d live "
           "blocks\n"
 #endif
@@ -406,7 +407,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--unwind") == 0) {
       if (v && strcmp(v, "tables") == 0) cfg.unwind = LAB_UNWIND_TABLES;
       else if (v && strcmp(v, "fp") == 0) cfg.unwind = LAB_UNWIND_FP;
-      else die_usage("--unwind takes tables or fp, got '%s'", v ? v : "");
+      else if (v && strcmp(v, "libunwind") == 0) cfg.unwind = LAB_UNWIND_LIBUNWIND;
+      else die_usage("--unwind takes tables, fp or libunwind, got '%s'", v ? v : "");
       i++;
     } else if (strcmp(a, "--snapshot") == 0) {
       snapshot = 1;

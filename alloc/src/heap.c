@@ -130,7 +130,8 @@ int lab_init(const lab_config_t *cfg) {
     return LAB_EINVAL;
   if (c.quarantine_blocks > ((size_t)1 << 24)) return LAB_EINVAL;
   if (c.stack_depth > LAB_STACK_DEPTH_MAX) return LAB_EINVAL;
-  if (c.unwind != LAB_UNWIND_TABLES && c.unwind != LAB_UNWIND_FP)
+  if (c.unwind != LAB_UNWIND_TABLES && c.unwind != LAB_UNWIND_FP &&
+      c.unwind != LAB_UNWIND_LIBUNWIND)
     return LAB_EINVAL;
   pthread_mutex_lock(&lab__heaps_lock);
   int started = atomic_load(&lab__started);

@@ -257,6 +257,16 @@ uint32_t lab__site_limit(void);
  * there up to LAB__MAX_ORIGINS - 1. */
 #define LAB__MAX_ORIGINS 65536
 
+/* ---- unwind.c: stack walks ---- */
+
+/* Return addresses of the calling thread's stack, innermost first, from
+ * the caller of this function, by the unwind tables; how many. The walk
+ * ends max frames after the first that is `from`, or at skip + max if
+ * none of the first skip is. */
+int lab__unwind_tables(uintptr_t *out, int max, uintptr_t from, int skip);
+/* The same by the frame-pointer chain. */
+int lab__unwind_fp(uintptr_t *out, int max, uintptr_t from, int skip);
+
 /* Set up the unwinder (lab_init). */
 void lab__trace_init(void);
 /* The origin of an allocation at `site` whose public entry point returns

@@ -6,13 +6,11 @@
  * pair of this table. Counters are kept per origin in each thread heap,
  * as they were per site, so a stack costs no more to count than a site.
  *
- * Capture. The default walks the stack with libunwind's unw_backtrace,
- * which reads the unwind tables (.eh_frame) and caches what it learns per
- * return address: right through code built without frame pointers (libc,
- * Debian's cJSON and libmicrohttpd). LAB_UNWIND_FP follows the frame
- * pointer chain instead, about three times cheaper, but a frame without
- * one hides its callers (see BENCHMARKS.md); it reads only the thread's
- * own stack, so a broken chain ends the walk, never the process.
+ * Capture. The default walks the stack by its unwind tables (unwind.c),
+ * right through code built without frame pointers (libc, Debian's cJSON
+ * and libmicrohttpd). LAB_UNWIND_FP follows the frame-pointer chain,
+ * cheaper, but a frame without one hides its callers; LAB_UNWIND_LIBUNWIND
+ * asks libunwind, for comparison (see BENCHMARKS.md).
  *
  * The table. Stacks are hashed with their site into an open-addressing
  * table of ids read without a lock; a new stack is added under a mutex,
@@ -51,40 +49,9 @@ _Atomic uint64_t lab__trace_dropped;
 /* A capture in progress on this thread: an allocation made by the
  * unwinder itself is charged to its site alone. */
 static __thread int lab__trace_busy;
-/* This thread's stack bounds, for the frame-pointer walk. */
-static __thread uintptr_t lab__trace_stack_lo, lab__trace_stack_hi;
-
 void lab__trace_init(void) {
-  if (lab__cfg.unwind == LAB_UNWIND_TABLES)
+  if (lab__cfg.unwind == LAB_UNWIND_LIBUNWIND)
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-}
-
-static void lab__trace_stack_bounds(void) {
-  pthread_attr_t a;
-  void *lo = NULL;
-  size_t n = 0;
-  if (!pthread_getattr_np(pthread_self(), &a)) {
-    pthread_attr_getstack(&a, &lo, &n);
-    pthread_attr_destroy(&a);
-  }
-  lab__trace_stack_lo = (uintptr_t)lo;
-  lab__trace_stack_hi = (uintptr_t)lo + n;
-}
-
-/* Return addresses up the frame-pointer chain from the caller's frame. */
-static __attribute__((noinline)) int lab__trace_fp(uintptr_t *out, int max) {
-  if (LAB__UNLIKELY(!lab__trace_stack_hi)) lab__trace_stack_bounds();
-  uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-  uintptr_t lo = lab__trace_stack_lo, hi = lab__trace_stack_hi;
-  int n = 0;
-  while (n < max && fp >= lo && fp + 2 * sizeof(uintptr_t) <= hi && !(fp & 7)) {
-    const uintptr_t *f = (const uintptr_t *)fp;
-    if (!f[1]) break;
-    out[n++] = f[1];
-    if (f[0] <= fp) break; /* the chain must go up the stack */
-    fp = f[0];
-  }
-  return n;
 }
 
 static uint64_t lab__trace_hash(uint16_t site, const uintptr_t *f, int n) {
@@ -151,9 +118,11 @@ uint16_t lab__trace_origin(uint16_t site, const void *ra) {
   if (LAB__UNLIKELY(lab__trace_busy)) return site;
   lab__trace_busy = 1;
   uintptr_t buf[LAB_STACK_DEPTH_MAX + LAB__TRACE_SKIP];
-  int max = (int)lab__cfg.stack_depth + LAB__TRACE_SKIP;
-  int n = lab__cfg.unwind == LAB_UNWIND_FP ? lab__trace_fp(buf, max)
-                                           : unw_backtrace((void **)buf, max);
+  int depth = (int)lab__cfg.stack_depth, max = depth + LAB__TRACE_SKIP;
+  uintptr_t from = (uintptr_t)ra;
+  int n = lab__cfg.unwind == LAB_UNWIND_TABLES ? lab__unwind_tables(buf, depth, from, LAB__TRACE_SKIP)
+          : lab__cfg.unwind == LAB_UNWIND_FP   ? lab__unwind_fp(buf, depth, from, LAB__TRACE_SKIP)
+                                               : unw_backtrace((void **)buf, max);
   lab__trace_busy = 0;
   /* Drop the heap's own frames: the stack starts where the public entry
    * point returns to. */

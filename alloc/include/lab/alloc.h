@@ -16,7 +16,7 @@
  * as the sites (lab_stack_stats).
  *
  * The library knows nothing about HTTP. It depends on libc and, for call
- * stacks, libunwind.
+ * stacks, elfutils' libdw (to read unwind tables) and libunwind.
  */
 #ifndef LAB_ALLOC_H
 #define LAB_ALLOC_H
@@ -109,10 +109,13 @@ typedef enum lab_backend {
 
 /* How call stacks are walked (lab_config_t.unwind). */
 typedef enum lab_unwind {
-  LAB_UNWIND_TABLES = 0, /* libunwind over the unwind tables: right through
-                            code without frame pointers (default) */
-  LAB_UNWIND_FP = 1      /* the frame-pointer chain: cheaper, but a frame
-                            built without one hides its callers */
+  LAB_UNWIND_TABLES = 0,   /* the unwind tables (.eh_frame), read once per
+                              return address and cached: right through code
+                              without frame pointers (default) */
+  LAB_UNWIND_FP = 1,       /* the frame-pointer chain: cheaper, but a frame
+                              built without one hides its callers */
+  LAB_UNWIND_LIBUNWIND = 2 /* libunwind's unw_backtrace: the same frames as
+                              LAB_UNWIND_TABLES, slower; for comparison */
 } lab_unwind_t;
 
 #define LAB_STACK_DEPTH_DEFAULT 16 /* frames a stack keeps, by default */
