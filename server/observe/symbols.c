@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,6 +47,8 @@ typedef struct srv__entry {
   const char *function, *file;
   const srv_frame_line_t *inlined;
   const srv__module_t *module;    /* NULL: in no module */
+  uintptr_t map_start, map_end;   /* the segment holding the address */
+  uint64_t map_offset;
   uint64_t module_offset;
   uint64_t function_offset;
   uint32_t ninlined;
@@ -313,6 +316,31 @@ static int srv__lines(srv_symbols_t *s, Dwfl_Module *mod, uintptr_t pc,
   return rc;
 }
 
+/* The loaded segment of mod holding pc, page-aligned as the kernel maps
+ * it; the module's whole range at offset 0 when pc is in none. */
+static void srv__segment(Dwfl_Module *mod, uintptr_t pc, srv__entry_t *e) {
+  Dwarf_Addr start = 0, end = 0;
+  dwfl_module_info(mod, NULL, &start, &end, NULL, NULL, NULL, NULL);
+  e->map_start = start;
+  e->map_end = end;
+  e->map_offset = 0;
+  GElf_Addr bias;
+  Elf *elf = dwfl_module_getelf(mod, &bias);
+  size_t n;
+  if (!elf || elf_getphdrnum(elf, &n) != 0) return;
+  const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  for (size_t i = 0; i < n; i++) {
+    GElf_Phdr ph;
+    if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD) continue;
+    uint64_t lo = bias + ph.p_vaddr, hi = lo + ph.p_memsz;
+    if (pc < lo || pc >= hi) continue;
+    e->map_start = lo & ~(page - 1);
+    e->map_end = (hi + page - 1) & ~(page - 1);
+    e->map_offset = ph.p_offset & ~(page - 1);
+    return;
+  }
+}
+
 /* The module pc lies in, or NULL. (libdwfl answers the last module for
  * an address past every mapping.) */
 static Dwfl_Module *srv__module_at(srv_symbols_t *s, uintptr_t pc) {
@@ -341,6 +369,8 @@ static bool srv__resolve(srv_symbols_t *s, uintptr_t addr, uintptr_t pc,
   e->inlined = NULL;
   e->ninlined = 0;
   e->module = NULL;
+  e->map_start = e->map_end = 0;
+  e->map_offset = 0;
   e->module_offset = 0;
   e->function_offset = 0;
   const char *name = NULL;
@@ -350,6 +380,7 @@ static bool srv__resolve(srv_symbols_t *s, uintptr_t addr, uintptr_t pc,
     e->flags |= SRV_FRAME_MODULE | (e->module->main ? SRV_FRAME_MAIN : 0);
     GElf_Addr bias = 0;
     if (dwfl_module_getelf(mod, &bias)) e->module_offset = pc - bias;
+    srv__segment(mod, pc, e);
     GElf_Off off = 0;
     GElf_Sym sym;
     name = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
@@ -392,8 +423,9 @@ static void srv__frame(const srv__entry_t *e, uintptr_t addr, srv_frame_t *out) 
       .module = m ? m->name : "",
       .module_path = m ? m->path : "",
       .build_id = m ? m->build_id : "",
-      .module_start = m ? m->start : 0,
-      .module_end = m ? m->end : 0,
+      .map_start = e->map_start,
+      .map_end = e->map_end,
+      .map_offset = e->map_offset,
       .module_offset = e->module_offset,
   };
 }

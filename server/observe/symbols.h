@@ -74,8 +74,11 @@ typedef struct srv_frame {
                                 "" when in no module */
   const char *module_path;   /* its path as mapped, or "" */
   const char *build_id;      /* its GNU build id in hex, or "" */
-  uintptr_t module_start;    /* lowest address the module maps, or 0 */
-  uintptr_t module_end;      /* just past its highest, or 0 */
+  uintptr_t map_start;       /* the module's segment holding the address,
+                                as /proc/PID/maps shows it: its start, */
+  uintptr_t map_end;         /* its end, */
+  uint64_t map_offset;       /* and its offset in the file; all 0 when in
+                                no module */
   uint64_t module_offset;    /* the address in the ELF file's own address
                                 space (what addr2line -e takes); 0 when
                                 in no module */
