@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -36,6 +37,7 @@ typedef struct srv__module {
   struct srv__module *next;
   uintptr_t start, end;
   const char *name, *path, *build_id;
+  bool main;                      /* the process's executable */
 } srv__module_t;
 
 /* One resolved address; key 0 marks an empty slot. */
@@ -45,7 +47,10 @@ typedef struct srv__entry {
   const char *function, *file;
   const srv_frame_line_t *inlined;
   const srv__module_t *module;    /* NULL: in no module */
+  uintptr_t map_start, map_end;   /* the segment holding the address */
+  uint64_t map_offset;
   uint64_t module_offset;
+  uint64_t function_offset;
   uint32_t ninlined;
   int line;
   unsigned flags;
@@ -56,6 +61,7 @@ struct srv_symbols {
   Dwfl *dwfl;
   pid_t pid;                      /* the process read, never 0 */
   bool self;                      /* it is this process: dladdr works */
+  char exe[4096];                 /* /proc/PID/exe's target, or "" */
   uint64_t gen;                   /* bumped by every read of the maps */
   uint64_t refreshed_ns;          /* last re-read on a miss, 0: none yet */
   srv__entry_t *table;
@@ -122,6 +128,10 @@ int srv_symbols_open(pid_t pid, srv_symbols_t **out) {
   if (!s) return SRV_ENOMEM;
   s->pid = pid ? pid : getpid();
   s->self = s->pid == getpid();
+  char link[32];
+  snprintf(link, sizeof link, "/proc/%d/exe", (int)s->pid);
+  ssize_t n = readlink(link, s->exe, sizeof s->exe - 1);
+  s->exe[n > 0 ? n : 0] = '\0';
   s->dwfl = dwfl_begin(&srv__callbacks);
   if (!s->dwfl) {
     free(s);
@@ -201,6 +211,7 @@ static const srv__module_t *srv__module(srv_symbols_t *s, Dwfl_Module *mod) {
   m->path = srv__str(s, path);
   m->name = m->path ? srv__basename(m->path) : NULL;
   m->build_id = "";
+  m->main = s->exe[0] && !strcmp(path, s->exe);
   GElf_Addr bias;
   const unsigned char *bits;
   GElf_Addr vaddr;
@@ -240,52 +251,94 @@ static void srv__call_site(Dwarf_Die *cu, Dwarf_Die *inl, const char **file, int
   }
 }
 
-/* File and line of pc, and the functions inlined there, from DWARF; the
- * real function's name from DWARF in *dwarf_name when found. False when
- * the module has no line for pc. */
-static bool srv__lines(srv_symbols_t *s, Dwfl_Module *mod, uintptr_t pc,
-                       srv__entry_t *e, const char **dwarf_name) {
+/* The function scopes (subprograms and inlined calls) around pc in cu,
+ * outermost first, at most max. dwarf_getscopes gives up on the units
+ * GCC writes with -flto ("no address value"); this walk does not. */
+static int srv__scopes(Dwarf_Die *cu, Dwarf_Addr pc, Dwarf_Die *out, int max) {
+  Dwarf_Die cur = *cu, kid;
+  int n = 0;
+  while (n < max && dwarf_child(&cur, &kid) == 0) {
+    while (dwarf_haspc(&kid, pc) != 1)
+      if (dwarf_siblingof(&kid, &kid) != 0) return n;
+    int tag = dwarf_tag(&kid);
+    if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) out[n++] = kid;
+    cur = kid;
+  }
+  return n;
+}
+
+/* File and line of pc, and the functions inlined there, from DWARF into
+ * e; the real function's name from DWARF in *dwarf_name ("" if none).
+ * 1 when found, 0 when the module has no line for pc, SRV_ENOMEM. */
+static int srv__lines(srv_symbols_t *s, Dwfl_Module *mod, uintptr_t pc,
+                      srv__entry_t *e, const char **dwarf_name) {
+  *dwarf_name = "";
   Dwfl_Line *dl = dwfl_module_getsrc(mod, pc);
   Dwarf_Addr lbias;
   Dwarf_Line *l = dl ? dwfl_dwarf_line(dl, &lbias) : NULL;
   int line = 0;
   const char *file = l ? dwarf_linesrc(l, NULL, NULL) : NULL;
-  if (!file || dwarf_lineno(l, &line) != 0) return false;
+  if (!file || dwarf_lineno(l, &line) != 0) return 0;
 
+  /* Innermost scope first: each inlined call moves file:line out to
+   * where it was made, until the function it was inlined into. */
   srv_frame_line_t inl[SRV__INLINE_MAX];
   uint32_t n = 0;
+  const char *name = "";
   Dwarf_Addr bias;
   Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias);
-  Dwarf_Die *scopes = NULL;
-  int nscopes = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
-  for (int i = 0; i < nscopes; i++) {
-    int tag = dwarf_tag(&scopes[i]);
-    if (tag == DW_TAG_subprogram) {
-      *dwarf_name = srv__die_name(&scopes[i]);
+  Dwarf_Die scopes[SRV__INLINE_MAX + 1];
+  int nscopes = cu ? srv__scopes(cu, pc - bias, scopes, SRV__INLINE_MAX + 1) : 0;
+  if (nscopes > SRV__INLINE_MAX) nscopes = 0; /* deeper than kept: the row alone */
+  for (int i = nscopes; i-- > 0;) {
+    if (dwarf_tag(&scopes[i]) == DW_TAG_subprogram) {
+      name = srv__die_name(&scopes[i]);
       break;
     }
-    if (tag != DW_TAG_inlined_subroutine) continue;
-    if (n < SRV__INLINE_MAX) inl[n++] = (srv_frame_line_t){srv__die_name(&scopes[i]), file, line};
+    inl[n++] = (srv_frame_line_t){srv__die_name(&scopes[i]), file, line};
     srv__call_site(cu, &scopes[i], &file, &line);
   }
 
+  int rc = 1;
   e->file = srv__str(s, file);
   e->line = line;
-  if (n) {
-    srv_frame_line_t *copy = srv__arena(s, n * sizeof *copy);
-    for (uint32_t i = 0; copy && i < n; i++) {
-      copy[i].function = srv__str(s, inl[i].function);
-      copy[i].file = srv__str(s, inl[i].file);
-      copy[i].line = inl[i].line;
-      if (!copy[i].function || !copy[i].file) copy = NULL;
-    }
-    e->inlined = copy;
-    e->ninlined = copy ? n : 0;
-    if (!copy) e->file = NULL;
+  *dwarf_name = srv__str(s, name);
+  srv_frame_line_t *copy = n ? srv__arena(s, n * sizeof *copy) : NULL;
+  if (!e->file || !*dwarf_name || (n && !copy)) rc = SRV_ENOMEM;
+  for (uint32_t i = 0; copy && i < n; i++) {
+    copy[i].function = srv__str(s, inl[i].function);
+    copy[i].file = srv__str(s, inl[i].file);
+    copy[i].line = inl[i].line;
+    if (!copy[i].function || !copy[i].file) rc = SRV_ENOMEM;
   }
-  free(scopes);
-  if (**dwarf_name) *dwarf_name = srv__str(s, *dwarf_name);
-  return true;
+  e->inlined = copy;
+  e->ninlined = n;
+  return rc;
+}
+
+/* The loaded segment of mod holding pc, page-aligned as the kernel maps
+ * it; the module's whole range at offset 0 when pc is in none. */
+static void srv__segment(Dwfl_Module *mod, uintptr_t pc, srv__entry_t *e) {
+  Dwarf_Addr start = 0, end = 0;
+  dwfl_module_info(mod, NULL, &start, &end, NULL, NULL, NULL, NULL);
+  e->map_start = start;
+  e->map_end = end;
+  e->map_offset = 0;
+  GElf_Addr bias;
+  Elf *elf = dwfl_module_getelf(mod, &bias);
+  size_t n;
+  if (!elf || elf_getphdrnum(elf, &n) != 0) return;
+  const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  for (size_t i = 0; i < n; i++) {
+    GElf_Phdr ph;
+    if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD) continue;
+    uint64_t lo = bias + ph.p_vaddr, hi = lo + ph.p_memsz;
+    if (pc < lo || pc >= hi) continue;
+    e->map_start = lo & ~(page - 1);
+    e->map_end = (hi + page - 1) & ~(page - 1);
+    e->map_offset = ph.p_offset & ~(page - 1);
+    return;
+  }
 }
 
 /* The module pc lies in, or NULL. (libdwfl answers the last module for
@@ -316,26 +369,35 @@ static bool srv__resolve(srv_symbols_t *s, uintptr_t addr, uintptr_t pc,
   e->inlined = NULL;
   e->ninlined = 0;
   e->module = NULL;
+  e->map_start = e->map_end = 0;
+  e->map_offset = 0;
   e->module_offset = 0;
+  e->function_offset = 0;
   const char *name = NULL;
   if (mod) {
     e->module = srv__module(s, mod);
     if (!e->module) return false;
-    e->flags |= SRV_FRAME_MODULE;
+    e->flags |= SRV_FRAME_MODULE | (e->module->main ? SRV_FRAME_MAIN : 0);
     GElf_Addr bias = 0;
     if (dwfl_module_getelf(mod, &bias)) e->module_offset = pc - bias;
-    GElf_Off off;
+    srv__segment(mod, pc, e);
+    GElf_Off off = 0;
     GElf_Sym sym;
     name = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
-    const char *dwarf_name = "";
-    if (srv__lines(s, mod, pc, e, &dwarf_name)) {
-      if (!e->file || !dwarf_name) return false;
+    if (name) e->function_offset = off;
+    const char *dwarf_name;
+    int found = srv__lines(s, mod, pc, e, &dwarf_name);
+    if (found < 0) return false;
+    if (found) {
       e->flags |= SRV_FRAME_LINE;
       if (!name && *dwarf_name) name = dwarf_name;
     }
   }
   Dl_info info;
-  if (!name && s->self && dladdr((void *)pc, &info) && info.dli_sname) name = info.dli_sname;
+  if (!name && s->self && dladdr((void *)pc, &info) && info.dli_sname) {
+    name = info.dli_sname;
+    e->function_offset = pc - (uintptr_t)info.dli_saddr;
+  }
   if (name && *name) {
     e->function = srv__str(s, name);
     e->flags |= SRV_FRAME_FUNCTION;
@@ -353,6 +415,7 @@ static void srv__frame(const srv__entry_t *e, uintptr_t addr, srv_frame_t *out) 
       .addr = addr,
       .flags = e->flags,
       .function = e->function,
+      .function_offset = e->function_offset,
       .file = e->file,
       .line = e->line,
       .inlined = e->inlined,
@@ -360,8 +423,9 @@ static void srv__frame(const srv__entry_t *e, uintptr_t addr, srv_frame_t *out) 
       .module = m ? m->name : "",
       .module_path = m ? m->path : "",
       .build_id = m ? m->build_id : "",
-      .module_start = m ? m->start : 0,
-      .module_end = m ? m->end : 0,
+      .map_start = e->map_start,
+      .map_end = e->map_end,
+      .map_offset = e->map_offset,
       .module_offset = e->module_offset,
   };
 }

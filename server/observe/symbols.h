@@ -8,6 +8,12 @@
  * Each address is resolved once and cached; a miss outside every known
  * module re-reads the maps (a dlopen since), at most once a second.
  *
+ * libdwfl looks for separate debug info locally (/usr/lib/debug) and, if
+ * DEBUGINFOD_URLS is set in the environment, from those servers: a first
+ * miss in a module without local debug info may then wait on the network.
+ * Unset, nothing leaves the machine (libdw still loads libdebuginfod and
+ * its libcurl on the first such miss).
+ *
  * Meant for the observer, off the allocation path: a lookup that misses
  * reads ELF and DWARF files (tens of microseconds to milliseconds), a hit
  * takes a mutex and a hash probe. Any thread may call; one mutex guards
@@ -44,6 +50,7 @@ typedef struct srv_frame_line {
 #define SRV_FRAME_FUNCTION 1u /* function is a real name, not "0x..." */
 #define SRV_FRAME_LINE 2u     /* file and line are known */
 #define SRV_FRAME_MODULE 4u   /* the address lies in a mapped ELF file */
+#define SRV_FRAME_MAIN 8u     /* that file is the process's executable */
 
 /* What an address is. Strings and arrays belong to the symbolizer and
  * stay valid until srv_symbols_close; they are never NULL. */
@@ -53,6 +60,8 @@ typedef struct srv_frame {
   const char *function;      /* the function the symbol table names here
                                 (the one actually called), else
                                 "0x<addr>" */
+  uint64_t function_offset;  /* the address looked up less the function's
+                                start, or 0 */
   const char *file;          /* that function's source file, or "" */
   int line;                  /* the line of that function the address is
                                 on (the call of the outermost inlined
@@ -65,8 +74,11 @@ typedef struct srv_frame {
                                 "" when in no module */
   const char *module_path;   /* its path as mapped, or "" */
   const char *build_id;      /* its GNU build id in hex, or "" */
-  uintptr_t module_start;    /* lowest address the module maps, or 0 */
-  uintptr_t module_end;      /* just past its highest, or 0 */
+  uintptr_t map_start;       /* the module's segment holding the address,
+                                as /proc/PID/maps shows it: its start, */
+  uintptr_t map_end;         /* its end, */
+  uint64_t map_offset;       /* and its offset in the file; all 0 when in
+                                no module */
   uint64_t module_offset;    /* the address in the ELF file's own address
                                 space (what addr2line -e takes); 0 when
                                 in no module */
