@@ -10,6 +10,7 @@
 #include "observe/hist.h"
 #include "observe/jsonapi.h"
 #include "observe/metrics.h"
+#include "observe/profile.h"
 #include "observe/stacks.h"
 #include "observe/workers.h"
 
@@ -45,6 +46,8 @@ static const srv_route_def_t srv__routes[] = {
     {"recycle", "/api/recycle", SRV_M_POST, srv_jsonapi_recycle, A, NULL},
     {"leaks", "/api/leaks", SRV_M_GET, srv_jsonapi_leaks, A, NULL},
     {"stacks", "/api/stacks", SRV_M_GET, srv_stacks_handle, A, NULL},
+    {"pprof_heap", "/debug/pprof/heap", SRV_M_GET, srv_profile_heap, A, NULL},
+    {"pprof_allocs", "/debug/pprof/allocs", SRV_M_GET, srv_profile_allocs, A, NULL},
     {"events", "/api/events", SRV_M_GET, srv_jsonapi_events, A, NULL},
     {"metrics", "/metrics", SRV_M_GET, srv_metrics_handle, A, NULL},
 };

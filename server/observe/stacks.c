@@ -18,6 +18,11 @@ static void srv__sym_open(void) {
   if (srv_symbols_open(0, &srv__sym) < 0) srv__sym = NULL;
 }
 
+srv_symbols_t *srv_stacks_symbols(void) {
+  pthread_once(&srv__sym_once, srv__sym_open);
+  return srv__sym;
+}
+
 /* ---- rows ---- */
 
 static srv_stacks_order_t srv__order;
@@ -97,7 +102,7 @@ void srv_stacks_frames_json(srv_json_t *j, const char *key, const srv_stack_row_
     srv_json_end(j);
     return;
   }
-  pthread_once(&srv__sym_once, srv__sym_open);
+  srv_stacks_symbols();
   /* The site labels the first frame of the function it was written in. */
   bool labelled = false;
   for (uint32_t f = 0; f < row->s.depth; f++) {

@@ -13,6 +13,7 @@
 #include "core/json.h"
 #include "http/http.h"
 #include "observe/sites.h"
+#include "observe/symbols.h"
 
 /* One stack of the heap with its site's name and route. */
 typedef struct srv_stack_row {
@@ -37,6 +38,9 @@ srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,
  * frame {function, file, line, module, address, inlined}; a stack of
  * depth 0 is its site alone, one frame. */
 void srv_stacks_frames_json(srv_json_t *j, const char *key, const srv_stack_row_t *row);
+/* The symbolizer of this process, opened on first use; NULL if libdw
+ * would not open one. */
+srv_symbols_t *srv_stacks_symbols(void);
 /* GET /api/stacks?top=N&order=live|allocs: the top stacks with frames. */
 void srv_stacks_handle(srv_req_t *rq);
 

@@ -1,0 +1,110 @@
+/* profile.c - /debug/pprof/heap and /debug/pprof/allocs. */
+#include "observe/profile.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "observe/pprof.h"
+#include "observe/stacks.h"
+
+static int srv__id_cmp(const void *a, const void *b) {
+  const srv_stack_row_t *x = a, *y = b;
+  return x->s.id < y->s.id ? -1 : x->s.id > y->s.id;
+}
+
+static int64_t srv__now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void srv__profile(srv_req_t *rq) {
+  static const char *const allowed[] = {"seconds", "debug", "gc", NULL};
+  uint64_t seconds = 0, debug = 0, gc = 0;
+  if (!srv_http_query_only(rq, allowed) ||
+      !srv_http_query_u64(rq, "seconds", 1, SRV_PROFILE_SECONDS_MAX, &seconds) ||
+      !srv_http_query_u64(rq, "debug", 0, 1, &debug) ||
+      !srv_http_query_u64(rq, "gc", 0, 1, &gc))
+    return;
+  if (debug && seconds) {
+    srv_http_error(rq, 400, "debug=1 is a snapshot: the text form holds no "
+                            "differences (leave out seconds)");
+    return;
+  }
+  srv_symbols_t *sym = srv_stacks_symbols();
+  if (!sym) {
+    srv_http_error(rq, 503, "no symbolizer for this process (libdw)");
+    return;
+  }
+  /* Charged to the route, so the listing leaves its own blocks out. */
+  const lab_site_t *site = srv_http_site(rq->route);
+  size_t n0 = 0, n = 0;
+  srv_stack_row_t *before = NULL, *rows;
+  int64_t t0 = srv__now_ns();
+  if (seconds) {
+    before = srv_stacks_collect(SRV_STACKS_BY_ALLOCS, rq->route, site, &n0);
+    if (!before) goto oom;
+    qsort(before, n0, sizeof *before, srv__id_cmp);
+    /* The handler's thread waits; the others serve. */
+    sleep((unsigned)seconds);
+  }
+  rows = srv_stacks_collect(SRV_STACKS_BY_ALLOCS, rq->route, site, &n);
+  if (!rows) goto oom;
+  srv_pprof_sample_t *samples = lab_try_calloc_at(n ? n : 1, sizeof *samples, site);
+  if (!samples) {
+    lab_free_at(rows, site);
+    goto oom;
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    const srv_stack_row_t *r = &rows[i];
+    const srv_stack_row_t *b = before ? bsearch(r, before, n0, sizeof *before, srv__id_cmp) : NULL;
+    srv_pprof_sample_t *s = &samples[m];
+    s->addrs = r->s.frames;
+    s->depth = r->s.depth;
+    s->alloc_objects = (int64_t)r->s.total_allocs - (b ? (int64_t)b->s.total_allocs : 0);
+    s->alloc_space = (int64_t)r->s.total_bytes - (b ? (int64_t)b->s.total_bytes : 0);
+    s->inuse_objects = (int64_t)r->s.live_blocks - (b ? (int64_t)b->s.live_blocks : 0);
+    s->inuse_space = (int64_t)r->s.live_bytes - (b ? (int64_t)b->s.live_bytes : 0);
+    s->route = r->route != SRV_ROUTE_OTHER ? srv_route_path(r->route) : NULL;
+    s->site = r->site;
+    /* A difference keeps only what moved; a stack of depth 0 (stacks
+     * off) has no address for pprof and is left out. */
+    if (!s->depth || (before && !s->alloc_objects && !s->inuse_objects)) continue;
+    m++;
+  }
+  srv_pprof_profile_t p = {
+      .samples = samples,
+      .nsamples = m,
+      .time_nanos = seconds ? t0 : srv__now_ns(),
+      .duration_nanos = seconds ? srv__now_ns() - t0 : 0,
+      .symbolize = srv_pprof_symbols,
+      .symbolize_ctx = sym,
+  };
+  srv_buf_t out;
+  srv_buf_init(&out, srv_http_site(rq->route));
+  int err = debug ? srv_pprof_write_text(&p, &out) : srv_pprof_write(&p, &out);
+  lab_free_at(samples, site);
+  lab_free_at(rows, site);
+  lab_free_at(before, site);
+  if (err < 0 || out.failed) {
+    srv_buf_free(&out);
+    srv_http_error(rq, 500, "could not write the profile");
+    return;
+  }
+  size_t len;
+  char *data = srv_buf_take(&out, &len);
+  srv_http_send(rq, 200, debug ? "text/plain; charset=utf-8" : "application/octet-stream",
+                data, len);
+  return;
+oom:
+  lab_free_at(before, site);
+  srv_http_error(rq, 500, "out of memory listing the stacks");
+}
+
+void srv_profile_heap(srv_req_t *rq) { srv__profile(rq); }
+void srv_profile_allocs(srv_req_t *rq) { srv__profile(rq); }
