@@ -447,7 +447,8 @@ int srv_pprof_write_text(const srv_pprof_profile_t *p, srv_buf_t *out) {
     t[3] += p->samples[i].alloc_space;
   }
   /* heap/2: Go writes twice its sampling rate; pprof halves it to 1. */
-  srv_buf_printf(out, "heap profile: %" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "] @ heap/2\n",
+  srv_buf_printf(out,
+                 "heap profile: %" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "] @ heap/2\n",
                  t[0], t[1], t[2], t[3]);
   for (size_t i = 0; i < p->nsamples; i++) {
     const srv_pprof_sample_t *s = &p->samples[i];

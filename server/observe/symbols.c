@@ -59,8 +59,7 @@ typedef struct srv__entry {
 struct srv_symbols {
   pthread_mutex_t lock;
   Dwfl *dwfl;
-  pid_t pid;                      /* the process read, never 0 */
-  bool self;                      /* it is this process: dladdr works */
+  pid_t pid;                      /* the process read, 0: this one */
   char exe[4096];                 /* /proc/PID/exe's target, or "" */
   uint64_t gen;                   /* bumped by every read of the maps */
   uint64_t refreshed_ns;          /* last re-read on a miss, 0: none yet */
@@ -112,7 +111,8 @@ static const char *srv__basename(const char *path) {
 
 static int srv__report(srv_symbols_t *s) {
   dwfl_report_begin(s->dwfl);
-  int rc = dwfl_linux_proc_report(s->dwfl, s->pid);
+  /* 0 follows this process across a fork: the child reads its own maps. */
+  int rc = dwfl_linux_proc_report(s->dwfl, s->pid ? s->pid : getpid());
   if (dwfl_report_end(s->dwfl, NULL, NULL) != 0 && rc == 0) rc = -1;
   s->gen++;
   if (rc == 0) return SRV_OK;
@@ -126,10 +126,9 @@ int srv_symbols_open(pid_t pid, srv_symbols_t **out) {
   *out = NULL;
   srv_symbols_t *s = calloc(1, sizeof *s);
   if (!s) return SRV_ENOMEM;
-  s->pid = pid ? pid : getpid();
-  s->self = s->pid == getpid();
+  s->pid = pid == getpid() ? 0 : pid;
   char link[32];
-  snprintf(link, sizeof link, "/proc/%d/exe", (int)s->pid);
+  snprintf(link, sizeof link, "/proc/%d/exe", (int)(s->pid ? s->pid : getpid()));
   ssize_t n = readlink(link, s->exe, sizeof s->exe - 1);
   s->exe[n > 0 ? n : 0] = '\0';
   s->dwfl = dwfl_begin(&srv__callbacks);
@@ -394,7 +393,7 @@ static bool srv__resolve(srv_symbols_t *s, uintptr_t addr, uintptr_t pc,
     }
   }
   Dl_info info;
-  if (!name && s->self && dladdr((void *)pc, &info) && info.dli_sname) {
+  if (!name && !s->pid && dladdr((void *)pc, &info) && info.dli_sname) {
     name = info.dli_sname;
     e->function_offset = pc - (uintptr_t)info.dli_saddr;
   }

@@ -17,7 +17,7 @@
  * Meant for the observer, off the allocation path: a lookup that misses
  * reads ELF and DWARF files (tens of microseconds to milliseconds), a hit
  * takes a mutex and a hash probe. Any thread may call; one mutex guards
- * the lot.
+ * the lot, so fork only while no lookup runs.
  *
  * The cache lives on plain malloc, not the lab heap: it outlives the
  * request that first fills it (a request scope would reclaim it), libdw's
@@ -93,7 +93,8 @@ typedef struct srv_symbols_stats {
   uint64_t cache_bytes;  /* malloc'd for the cache (not libdw's own) */
 } srv_symbols_stats_t;
 
-/* Open a symbolizer for process pid (0: this one), reading its maps now;
+/* Open a symbolizer for process pid (0: this one, and after a fork the
+ * child, whose own maps are read on its misses), reading its maps now;
  * SRV_ENOENT if the process is gone, SRV_EACCES if its maps may not be
  * read, SRV_ENOMEM, SRV_EIO for anything else libdw refuses. */
 int srv_symbols_open(pid_t pid, srv_symbols_t **out);

@@ -213,7 +213,8 @@ static void the_text_form_has_gos_header_a_line_per_sample_and_the_modules(void 
                             "#\t0x40100f\techo_leak_tree+0x0\t/src/app/echo.c:40\n"));
   assert_non_null(strstr(t, "\n0: 0 [3: 30] @ 0x1234 0x403030\n#\t0x1233\n"));
   assert_non_null(strstr(t, "#\t0x7f0000001233\tcJSON_New_Item+0x0\t[libfake.so.1]\n"));
-  assert_non_null(strstr(t, "\nMAPPED_LIBRARIES:\n400000-500000 r-xp /opt/fake/fakeapp (@0) feedface01\n"
+  assert_non_null(strstr(t, "\nMAPPED_LIBRARIES:\n"
+                            "400000-500000 r-xp /opt/fake/fakeapp (@0) feedface01\n"
                             "7f0000000000-7f0000100000 r-xp /opt/fake/libfake.so.1 (@1000)\n"));
   srv_buf_free(&out);
 }
@@ -308,7 +309,8 @@ static void write_file(const char *name, const srv_buf_t *b) {
 
 static int go_setup(void **state) {
   (void)state;
-  snprintf(dir, sizeof dir, "%s/leaklab-pprof-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(dir, sizeof dir, "%s/leaklab-pprof-XXXXXX", tmp);
   if (!mkdtemp(dir)) return -1;
   srv_pprof_profile_t p = profile();
   srv_buf_t out;
@@ -339,6 +341,10 @@ static int go_teardown(void **state) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   return system(cmd) == 0 ? 0 : -1;
 }
+
+/* The sample types as `pprof -raw` lists them. */
+static const char *const sample_types =
+    "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes";
 
 /* Run `go tool pprof ARGS` (files named relative to dir); its output,
  * stderr included, in a static buffer. */
@@ -384,7 +390,7 @@ static void pprof_reads_the_profile_its_top_function_and_its_total(void **state)
 static void pprof_raw_lists_every_sample_with_its_values(void **state) {
   (void)state;
   const char *t = pprof("-raw base.pb.gz");
-  assert_non_null(strstr(t, "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes"));
+  assert_non_null(strstr(t, sample_types));
   assert_non_null(strstr(t, "20       8192         10       4096"));
   assert_non_null(strstr(t, "echo_make_node /src/app/echo.c:25"));
   assert_non_null(strstr(t, "cJSON_New_Item"));
@@ -426,7 +432,7 @@ static void pprof_reads_the_debug_1_text_form(void **state) {
   const char *t = pprof("-top -symbolize=none -sample_index=inuse_space -unit=B heap.txt");
   assert_non_null(strstr(t, "of 4260B total"));
   t = pprof("-raw -symbolize=none heap.txt");
-  assert_non_null(strstr(t, "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes"));
+  assert_non_null(strstr(t, sample_types));
   assert_non_null(strstr(t, "/opt/fake/fakeapp"));
 }
 

@@ -295,6 +295,28 @@ static void another_process_is_symbolized_by_its_pid(void **state) {
   waitpid(pid, NULL, 0);
 }
 
+/* A symbolizer of this process opened before a fork serves the child, and
+ * finds what the child alone loads. */
+static void a_symbolizer_opened_before_a_fork_reads_the_childs_maps(void **state) {
+  (void)state;
+  srv_symbols_t *s = open_self();
+  srv_frame_t f;
+  srv_symbols_lookup(s, (uintptr_t)&cJSON_Parse, 0, &f);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    void *h = dlopen("libBrokenLocale.so.1", RTLD_LAZY | RTLD_LOCAL);
+    void *fn = h ? dlsym(h, "__ctype_get_mb_cur_max") : NULL;
+    if (!fn || srv_symbols_lookup(s, (uintptr_t)fn, 0, &f)) _exit(2);
+    _exit(strcmp(f.module, "libBrokenLocale.so.1") ? 3 : 0);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  srv_symbols_close(s);
+}
+
 static void a_process_that_is_gone_cannot_be_opened(void **state) {
   (void)state;
   pid_t pid = fork();
@@ -319,6 +341,7 @@ int main(void) {
       cmocka_unit_test(a_second_lookup_of_an_address_is_answered_from_the_cache),
       cmocka_unit_test(threads_looking_up_at_once_get_the_same_frames),
       cmocka_unit_test(another_process_is_symbolized_by_its_pid),
+      cmocka_unit_test(a_symbolizer_opened_before_a_fork_reads_the_childs_maps),
       cmocka_unit_test(a_process_that_is_gone_cannot_be_opened),
   };
   return cmocka_run_group_tests_name("symbols", tests, NULL, NULL);
