@@ -91,7 +91,7 @@ static void leak_rows_carry_their_sites_stacks_with_file_and_line(void **state) 
     int echo = frame_index(frames, "srv_demo_echo", 0);
     assert_true(echo >= 0);
     cJSON *f = cJSON_GetArrayItem(frames, echo);
-    assert_string_equal(jget(f, "file")->valuestring, "echo.c");
+    assert_string_equal(jget(f, "file")->valuestring, "demo.c");
     assert_true(jnum(f, "line") > 0);
     assert_string_equal(jget(f, "module")->valuestring, "leaklab");
   }
