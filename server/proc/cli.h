@@ -29,9 +29,10 @@ typedef enum srv_opt_type {
     "libmicrohttpd threads: a poll() thread pool, 1 = one internal thread")  \
   X("heap", heap, SRV_OPT_HEAP, "lab|libc", "lab", 0, 0, "LEAKLAB_HEAP",     \
     "heap backend: leaklab's own heap or malloc with the same accounting")   \
-  X("stacks", stacks, SRV_OPT_UINT, "N", "16", 0, 64, "LEAKLAB_STACKS",      \
-    "call-stack frames recorded per allocation (0: none, each block is "    \
-    "then known by its call site alone)")                                    \
+  X("stacks", stacks, SRV_OPT_UINT, "N", "0", 0, 64, "LEAKLAB_STACKS",       \
+    "call-stack frames recorded per allocation, e.g. 16 (0: none, each "    \
+    "block is known by its call site alone; stacks cost the server 10 to "  \
+    "25 %, see BENCHMARKS.md)")                                              \
   X("sample-ms", sample_ms, SRV_OPT_UINT, "N", "250", 10, 60000,             \
     "LEAKLAB_SAMPLE_MS", "history sample interval in milliseconds")          \
   X("history", history, SRV_OPT_UINT, "N", "14400", 16, 57600,               \

@@ -140,8 +140,8 @@ static void with_stacks_off_each_site_stands_alone(void **state) {
 }
 
 int main(void) {
-  static const char *const on[] = {"--sample-ms", "50", NULL};
-  static const char *const off[] = {"--stacks", "0", NULL};
+  static const char *const on[] = {"--stacks", "16", NULL};
+  static const char *const off[] = {NULL}; /* the default: no stacks */
 #define T(name, args) cmocka_unit_test_prestate_setup_teardown(name, start, stop, (void *)(args))
   const struct CMUnitTest tests[] = {
       T(a_leaked_json_tree_is_charged_to_stacks_through_cJSON_Parse, on),

@@ -18,7 +18,7 @@ mkdirSync(goEnv.HOME, {recursive: true});
 let lab;
 
 before(async () => {
-  lab = await startLeaklab(["--single-process"], {name: "pprof"});
+  lab = await startLeaklab(["--single-process", "--stacks", "16"], {name: "pprof"});
 });
 after(async () => {
   if (lab) await lab.stop();
