@@ -178,7 +178,7 @@ static inline bool lab__on_stack(uintptr_t a, uintptr_t sp) {
   return a >= sp && a + sizeof(uintptr_t) <= lab__stack_hi && !(a & 7);
 }
 
-__attribute__((noinline, optimize("no-omit-frame-pointer"))) int lab__unwind_tables(
+__attribute__((noinline, optimize("no-omit-frame-pointer"), no_sanitize_address)) int lab__unwind_tables(
     uintptr_t *out, int max, uintptr_t from, int skip) {
   if (LAB__UNLIKELY(!lab__stack_hi)) lab__stack_bounds();
   /* This function's own frame, by its frame pointer: its caller's pc,
@@ -210,7 +210,7 @@ __attribute__((noinline, optimize("no-omit-frame-pointer"))) int lab__unwind_tab
   return n;
 }
 
-__attribute__((noinline)) int lab__unwind_fp(uintptr_t *out, int max, uintptr_t from,
+__attribute__((noinline, no_sanitize_address)) int lab__unwind_fp(uintptr_t *out, int max, uintptr_t from,
                                              int skip) {
   if (LAB__UNLIKELY(!lab__stack_hi)) lab__stack_bounds();
   uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
