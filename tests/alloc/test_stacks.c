@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -206,6 +207,48 @@ static void the_tables_walk_the_same_frames_as_libunwind(void **state) {
   cJSON_Delete(j);
 }
 
+/* Threads that meet the same new stacks at once each count once into
+ * the one stack the table keeps for it. */
+#define RACERS 4
+#define RACE_ALLOCS 2000
+static lab_site_t race_site = {__FILE__, "racer", "stacks.race", 5, 0};
+__attribute__((noinline)) static void *race_alloc(int k) {
+  void *p = k & 1 ? lab_malloc_at(8, &race_site) : lab_malloc_at(16, &race_site);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+static void *racer(void *arg) {
+  void **keep = arg;
+  for (volatile int i = 0; i < RACE_ALLOCS; i++) keep[i] = race_alloc(i);
+  return NULL;
+}
+
+static void threads_meeting_the_same_stacks_share_them(void **state) {
+  (void)state;
+  /* Above a frame without a frame pointer (a thread's start under TSan)
+   * the chain is whatever rbp held: the FP walk makes no promise there. */
+  if (unwind_mode == LAB_UNWIND_FP) skip();
+  static void *kept[RACERS][RACE_ALLOCS];
+  pthread_t t[RACERS];
+  for (int i = 0; i < RACERS; i++) assert_int_equal(pthread_create(&t[i], NULL, racer, kept[i]), 0);
+  for (int i = 0; i < RACERS; i++) pthread_join(t[i], NULL);
+  snap();
+  uint64_t blocks = 0, bytes = 0;
+  size_t stacks = 0;
+  for (size_t i = 0; i < nall; i++) {
+    if (all[i].site != &race_site) continue;
+    stacks++;
+    blocks += all[i].live_blocks;
+    bytes += all[i].live_bytes;
+  }
+  /* Two call lines in race_alloc, one path above them. */
+  assert_int_equal(stacks, 2);
+  assert_int_equal(blocks, RACERS * RACE_ALLOCS);
+  assert_int_equal(bytes, RACERS * RACE_ALLOCS / 2 * (8 + 16));
+  for (int i = 0; i < RACERS; i++)
+    for (int k = 0; k < RACE_ALLOCS; k++) lab_free_at(kept[i][k], &other_site);
+}
+
 static void an_unknown_stack_id_has_no_frames(void **state) {
   (void)state;
   uint32_t depth = 7;
@@ -239,6 +282,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(a_stack_through_code_without_frame_pointers_reaches_its_caller),
       cmocka_unit_test(an_unknown_stack_id_has_no_frames),
       cmocka_unit_test(the_tables_walk_the_same_frames_as_libunwind),
+      cmocka_unit_test(threads_meeting_the_same_stacks_share_them),
       cmocka_unit_test(settings_that_cannot_change_once_running_are_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
