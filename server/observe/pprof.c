@@ -358,6 +358,8 @@ static void srv__proto(const srv__prof_t *pr, srv_buf_t *b, srv_buf_t *s1, srv_b
   srv__field(b, 10, (uint64_t)pr->p->duration_nanos);
   srv__value_type(pr, b, 11, "space", "bytes", s1);
   srv__field(b, 12, 1);
+  /* Must be one of the sample types, whose names are in the table. */
+  if (pr->p->default_sample) srv__field(b, 14, srv__str_id(pr, pr->p->default_sample));
 }
 
 /* ---- gzip, with zlib's state on the lab heap. ---- */

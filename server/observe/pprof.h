@@ -55,6 +55,9 @@ typedef struct srv_pprof_profile {
   int64_t duration_nanos;            /* the window a difference covers, or 0 */
   bool leaf_is_pc;                   /* addrs[0] is where the code was (a
                                         sampled pc), not a return address */
+  const char *default_sample;        /* the sample type pprof shows first
+                                        ("alloc_space"), NULL: the last,
+                                        inuse_space */
   srv_pprof_symbolize_fn symbolize;  /* e.g. srv_pprof_symbols */
   void *symbolize_ctx;               /* its ctx, e.g. a srv_symbols_t * */
 } srv_pprof_profile_t;

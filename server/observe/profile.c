@@ -22,7 +22,7 @@ static int64_t srv__now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static void srv__profile(srv_req_t *rq) {
+static void srv__profile(srv_req_t *rq, const char *default_sample) {
   static const char *const allowed[] = {"seconds", "debug", "gc", NULL};
   uint64_t seconds = 0, debug = 0, gc = 0;
   if (!srv_http_query_only(rq, allowed) ||
@@ -82,6 +82,7 @@ static void srv__profile(srv_req_t *rq) {
       .nsamples = m,
       .time_nanos = seconds ? t0 : srv__now_ns(),
       .duration_nanos = seconds ? srv__now_ns() - t0 : 0,
+      .default_sample = default_sample,
       .symbolize = srv_pprof_symbols,
       .symbolize_ctx = sym,
   };
@@ -106,5 +107,5 @@ oom:
   srv_http_error(rq, 500, "out of memory listing the stacks");
 }
 
-void srv_profile_heap(srv_req_t *rq) { srv__profile(rq); }
-void srv_profile_allocs(srv_req_t *rq) { srv__profile(rq); }
+void srv_profile_heap(srv_req_t *rq) { srv__profile(rq, NULL); }
+void srv_profile_allocs(srv_req_t *rq) { srv__profile(rq, "alloc_space"); }

@@ -13,8 +13,8 @@
  * gzipped profile.proto (inuse_space shown by default); with seconds, what
  * changed over the next N seconds; with debug=1, Go's legacy text. */
 void srv_profile_heap(srv_req_t *rq);
-/* GET /debug/pprof/allocs: the same profile (pprof's allocs is the heap
- * profile read for its allocation counts). */
+/* GET /debug/pprof/allocs: the same profile, alloc_space shown first,
+ * as Go serves it. */
 void srv_profile_allocs(srv_req_t *rq);
 
 #endif /* SRV_PROFILE_H */
