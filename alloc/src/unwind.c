@@ -178,7 +178,9 @@ static inline bool lab__on_stack(uintptr_t a, uintptr_t sp) {
   return a >= sp && a + sizeof(uintptr_t) <= lab__stack_hi && !(a & 7);
 }
 
-__attribute__((noinline, optimize("no-omit-frame-pointer"), no_sanitize_address)) int lab__unwind_tables(
+/* Needs its own frame pointer: the build gives every function one
+ * (-fno-omit-frame-pointer, alloc/CMakeLists.txt). */
+__attribute__((noinline, no_sanitize_address)) int lab__unwind_tables(
     uintptr_t *out, int max, uintptr_t from, int skip) {
   if (LAB__UNLIKELY(!lab__stack_hi)) lab__stack_bounds();
   /* This function's own frame, by its frame pointer: its caller's pc,
