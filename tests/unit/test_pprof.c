@@ -267,7 +267,7 @@ static void a_profile_without_a_symbolizer_is_refused(void **state) {
   assert_int_equal(out.len, 0);
 }
 
-__attribute__((noipa)) uintptr_t pprof_probe_return(void) {
+UNIT_NOIPA uintptr_t pprof_probe_return(void) {
   return (uintptr_t)__builtin_return_address(0);
 }
 

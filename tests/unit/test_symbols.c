@@ -21,9 +21,9 @@
 
 /* Functions the tests look up; noipa keeps them whole and named. */
 enum { PROBE_TARGET_LINE = __LINE__ + 1 };
-__attribute__((noipa)) int symbols_probe_target(int x) { return x * 3 + 1; }
+UNIT_NOIPA int symbols_probe_target(int x) { return x * 3 + 1; }
 
-__attribute__((noipa)) uintptr_t symbols_probe_return(void) {
+UNIT_NOIPA uintptr_t symbols_probe_return(void) {
   return (uintptr_t)__builtin_return_address(0);
 }
 

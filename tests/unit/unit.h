@@ -32,5 +32,12 @@ static inline uint64_t unit_site_live_blocks(const lab_site_t *site) {
 #define UNIT_MAIN(group, tests)                                              \
   int main(void) { return cmocka_run_group_tests_name(group, tests, NULL, NULL); }
 
+/* A function kept whole and not cloned, so its address is its own, for
+ * tests that look it up (clang has no noipa; noinline and used do). */
+#if defined(__clang__)
+#define UNIT_NOIPA __attribute__((noinline, used))
+#else
+#define UNIT_NOIPA __attribute__((noipa))
+#endif
 
 #endif /* UNIT_H */
