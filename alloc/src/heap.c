@@ -274,13 +274,19 @@ static void lab__peak_raise(uint64_t v) {
 
 void lab__peak_note(void) { lab__peak_raise(lab_live_bytes()); }
 
+/* The origin after `id`: the site ids below nsites, then the stack ids
+ * from LAB__MAX_SITES on. */
+static inline uint32_t lab__origin_next(uint32_t id, uint32_t nsites) {
+  return id + 1 == nsites ? LAB__MAX_SITES : id + 1;
+}
+
 void lab_stats(lab_stats_t *out) {
   memset(out, 0, sizeof *out);
   uint64_t peak = 0;
   int64_t live = 0;
   uint32_t nsites = lab__site_limit(), ntraces = lab__trace_limit();
   for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all) {
-    for (uint32_t id = 0; id < ntraces; id = id + 1 == nsites ? LAB__MAX_SITES : id + 1) {
+    for (uint32_t id = 0; id < ntraces; id = lab__origin_next(id, nsites)) {
       out->total_allocs += LAB__READ(h->sites[id].allocs);
       out->total_frees += LAB__READ(h->sites[id].frees);
     }
@@ -355,7 +361,7 @@ size_t lab_site_stats(lab_site_stats_t *out, size_t max) {
     out[i].site = lab__site_at((uint16_t)(i + 1));
   }
   /* A site's own origin, then the stacks that end at it. */
-  for (uint32_t id = 1; id < ntraces; id = id + 1 == n ? LAB__MAX_SITES : id + 1) {
+  for (uint32_t id = 1; id < ntraces; id = lab__origin_next(id, n)) {
     uint16_t site = lab__origin_site((uint16_t)id);
     if (!site || site - 1u >= k) continue;
     lab__sum_t sum = {0};
@@ -368,7 +374,7 @@ size_t lab_site_stats(lab_site_stats_t *out, size_t max) {
 size_t lab_stack_stats(lab_stack_stats_t *out, size_t max) {
   uint32_t n = lab__site_limit(), ntraces = lab__trace_limit();
   size_t k = 0;
-  for (uint32_t id = 1; id < ntraces; id = id + 1 == n ? LAB__MAX_SITES : id + 1) {
+  for (uint32_t id = 1; id < ntraces; id = lab__origin_next(id, n)) {
     lab__sum_t sum = {0};
     lab__origin_sum(id, &sum);
     bool any = sum.allocs;

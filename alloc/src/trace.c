@@ -70,18 +70,27 @@ static bool lab__trace_same(const lab__trace_t *t, uint64_t hash, uint16_t site,
          !memcmp(t->frames, f, (size_t)n * sizeof *f);
 }
 
+/* The stack's id, or 0 with *slot set to the empty slot where it goes. */
+static uint32_t lab__trace_find(uint64_t hash, uint16_t site, const uintptr_t *f, int n,
+                                uint32_t *slot) {
+  uint32_t mask = LAB__TRACE_SLOTS - 1, k = (uint32_t)hash & mask, id;
+  while ((id = atomic_load_explicit(&lab__trace_slot[k], memory_order_acquire))) {
+    lab__trace_t *t = atomic_load_explicit(&lab__trace_at_[id], memory_order_acquire);
+    if (LAB__LIKELY(lab__trace_same(t, hash, site, f, n))) return id;
+    k = (k + 1) & mask;
+  }
+  *slot = k;
+  return 0;
+}
+
 /* Add a stack under the lock; its origin id, or `site` if the table or
  * the arena is full. */
 static uint16_t lab__trace_add(uint64_t hash, uint16_t site, const uintptr_t *f,
                                int n) {
   pthread_mutex_lock(&lab__trace_lock);
-  uint32_t mask = LAB__TRACE_SLOTS - 1, k = (uint32_t)hash & mask, id;
+  uint32_t k, id = lab__trace_find(hash, site, f, n, &k);
   /* Another thread may have added it meanwhile. */
-  while ((id = atomic_load_explicit(&lab__trace_slot[k], memory_order_acquire))) {
-    lab__trace_t *t = atomic_load_explicit(&lab__trace_at_[id], memory_order_acquire);
-    if (lab__trace_same(t, hash, site, f, n)) goto out;
-    k = (k + 1) & mask;
-  }
+  if (id) goto out;
   id = site;
   size_t need = sizeof(lab__trace_t) + (size_t)n * sizeof *f;
   need = (need + 15) & ~(size_t)15;
@@ -134,13 +143,8 @@ uint16_t lab__trace_origin(uint16_t site, const void *ra) {
   if (n <= 0) return site;
   const uintptr_t *f = buf + skip;
   uint64_t hash = lab__trace_hash(site, f, n);
-  uint32_t mask = LAB__TRACE_SLOTS - 1, k = (uint32_t)hash & mask, id;
-  while ((id = atomic_load_explicit(&lab__trace_slot[k], memory_order_acquire))) {
-    lab__trace_t *t = atomic_load_explicit(&lab__trace_at_[id], memory_order_acquire);
-    if (LAB__LIKELY(lab__trace_same(t, hash, site, f, n))) return (uint16_t)id;
-    k = (k + 1) & mask;
-  }
-  return lab__trace_add(hash, site, f, n);
+  uint32_t k, id = lab__trace_find(hash, site, f, n, &k);
+  return id ? (uint16_t)id : lab__trace_add(hash, site, f, n);
 }
 
 uint16_t lab__origin_site_slow(uint16_t origin) {

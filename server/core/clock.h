@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+/* Wall clock, unix ns. */
+uint64_t srv_clock_now_ns(void);
 /* Wall clock, unix ms. */
 uint64_t srv_clock_now_ms(void);
 /* Monotonic clock, ns. */

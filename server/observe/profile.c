@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -14,12 +13,6 @@
 static int srv__id_cmp(const void *a, const void *b) {
   const srv_stack_row_t *x = a, *y = b;
   return x->s.id < y->s.id ? -1 : x->s.id > y->s.id;
-}
-
-static int64_t srv__now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 static void srv__profile(srv_req_t *rq, const char *default_sample) {
@@ -44,15 +37,14 @@ static void srv__profile(srv_req_t *rq, const char *default_sample) {
   const lab_site_t *site = srv_http_site(rq->route);
   size_t n0 = 0, n = 0;
   srv_stack_row_t *before = NULL, *rows;
-  int64_t t0 = srv__now_ns();
+  int64_t t0 = (int64_t)srv_clock_now_ns();
   if (seconds) {
-    before = srv_stacks_collect(SRV_STACKS_BY_ALLOCS, rq->route, site, &n0);
+    before = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &n0);
     if (!before) goto oom;
-    qsort(before, n0, sizeof *before, srv__id_cmp);
     /* The handler's thread waits; the others serve. */
     sleep((unsigned)seconds);
   }
-  rows = srv_stacks_collect(SRV_STACKS_BY_ALLOCS, rq->route, site, &n);
+  rows = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &n);
   if (!rows) goto oom;
   srv_pprof_sample_t *samples = lab_try_calloc_at(n ? n : 1, sizeof *samples, site);
   if (!samples) {
@@ -80,8 +72,8 @@ static void srv__profile(srv_req_t *rq, const char *default_sample) {
   srv_pprof_profile_t p = {
       .samples = samples,
       .nsamples = m,
-      .time_nanos = seconds ? t0 : srv__now_ns(),
-      .duration_nanos = seconds ? srv__now_ns() - t0 : 0,
+      .time_nanos = seconds ? t0 : (int64_t)srv_clock_now_ns(),
+      .duration_nanos = seconds ? (int64_t)srv_clock_now_ns() - t0 : 0,
       .default_sample = default_sample,
       .symbolize = srv_pprof_symbols,
       .symbolize_ctx = sym,

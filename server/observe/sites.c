@@ -19,10 +19,13 @@ void srv_sites_name(const lab_site_t *site, char *out, size_t cap) {
            site->line);
 }
 
+const char *srv_sites_basename(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
 const char *srv_sites_file(const lab_site_t *site) {
-  const char *file = site && site->file ? site->file : "";
-  const char *slash = strrchr(file, '/');
-  return slash ? slash + 1 : file;
+  return srv_sites_basename(site && site->file ? site->file : "");
 }
 
 void srv_sites_errors_json(srv_json_t *j, const char *key,

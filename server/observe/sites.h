@@ -33,6 +33,8 @@ typedef struct srv_site_row {
 void srv_sites_name(const lab_site_t *site, char *out, size_t cap);
 /* The basename of a site's file ("" for none). */
 const char *srv_sites_file(const lab_site_t *site);
+/* The last part of a path ("echo.c" for "server/app/echo.c"). */
+const char *srv_sites_basename(const char *path);
 /* Every site merged by name, in the order first seen, into a lab heap
  * block charged to `site` that the caller frees (lab_free); *n rows.
  * With live_only, names with no live block are left out; rows of route

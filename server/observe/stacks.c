@@ -25,14 +25,19 @@ srv_symbols_t *srv_stacks_symbols(void) {
 
 /* ---- rows ---- */
 
-static srv_stacks_order_t srv__order;
-
-static int srv__row_cmp(const void *a, const void *b) {
-  const srv_stack_row_t *x = a, *y = b;
-  uint64_t u = srv__order == SRV_STACKS_BY_LIVE ? x->s.live_bytes : x->s.total_bytes;
-  uint64_t v = srv__order == SRV_STACKS_BY_LIVE ? y->s.live_bytes : y->s.total_bytes;
+/* Most first, ties by id. */
+static int srv__most_first(uint64_t u, uint64_t v, const srv_stack_row_t *x,
+                           const srv_stack_row_t *y) {
   if (u != v) return u < v ? 1 : -1;
   return x->s.id < y->s.id ? -1 : x->s.id > y->s.id;
+}
+static int srv__by_live(const void *a, const void *b) {
+  const srv_stack_row_t *x = a, *y = b;
+  return srv__most_first(x->s.live_bytes, y->s.live_bytes, x, y);
+}
+static int srv__by_allocs(const void *a, const void *b) {
+  const srv_stack_row_t *x = a, *y = b;
+  return srv__most_first(x->s.total_bytes, y->s.total_bytes, x, y);
 }
 
 srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,
@@ -60,30 +65,27 @@ srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,
     srv_sites_name(all[i].site, row->site, sizeof row->site);
   }
   lab_free_at(all, site);
-  /* One sorter at a time: the order is a static. */
-  static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&sort_lock);
-  srv__order = order;
-  qsort(rows, m, sizeof *rows, srv__row_cmp);
-  pthread_mutex_unlock(&sort_lock);
+  /* lab_stack_stats answers in id order already. */
+  if (order != SRV_STACKS_BY_ID)
+    qsort(rows, m, sizeof *rows, order == SRV_STACKS_BY_LIVE ? srv__by_live : srv__by_allocs);
   *n = m;
   return rows;
 }
 
 /* ---- frames ---- */
 
+/* One frame; a NULL function is named by its address. */
 static void srv__frame_json(srv_json_t *j, const char *function, const char *file,
                             int line, const char *module, uintptr_t addr,
                             bool inlined, const char *label) {
   srv_json_obj(j, NULL);
-  srv_json_str(j, "function", function);
-  const char *slash = strrchr(file, '/');
-  srv_json_str(j, "file", slash ? slash + 1 : file);
+  char hex[24];
+  snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)addr);
+  srv_json_str(j, "function", function ? function : hex);
+  srv_json_str(j, "file", srv_sites_basename(file));
   srv_json_i64(j, "line", line);
   srv_json_str(j, "module", module);
   if (addr) {
-    char hex[24];
-    snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)addr);
     srv_json_str(j, "address", hex);
   } else {
     srv_json_null(j, "address");
@@ -108,9 +110,7 @@ void srv_stacks_frames_json(srv_json_t *j, const char *key, const srv_stack_row_
   for (uint32_t f = 0; f < row->s.depth; f++) {
     srv_frame_t fr;
     if (!srv__sym || srv_symbols_lookup(srv__sym, row->s.frames[f], SRV_SYMBOLS_RETURN, &fr) < 0) {
-      char hex[24];
-      snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)row->s.frames[f]);
-      srv__frame_json(j, hex, "", 0, "", row->s.frames[f], false, NULL);
+      srv__frame_json(j, NULL, "", 0, "", row->s.frames[f], false, NULL);
       continue;
     }
     for (size_t k = 0; k < fr.ninlined; k++) {

@@ -25,7 +25,8 @@ typedef struct srv_stack_row {
 /* How srv_stacks_collect orders its rows. */
 typedef enum srv_stacks_order {
   SRV_STACKS_BY_LIVE,   /* live bytes, most first; stacks with none left out */
-  SRV_STACKS_BY_ALLOCS  /* bytes allocated since start, most first */
+  SRV_STACKS_BY_ALLOCS, /* bytes allocated since start, most first */
+  SRV_STACKS_BY_ID      /* every stack, by id (for lookups by id) */
 } srv_stacks_order_t;
 
 /* Every stack of the heap, ordered, into a lab heap block charged to
