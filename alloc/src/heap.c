@@ -401,6 +401,8 @@ const uintptr_t *lab_stack_frames(uint32_t id, uint32_t *depth) {
 
 uint64_t lab_stack_dropped(void) { return atomic_load(&lab__trace_dropped); }
 
+uint32_t lab_stack_depth(void) { return lab__cfg.stack_depth; }
+
 /* ---- allocation ---- */
 
 /* Where the public entry point that is running returns to: the first

@@ -1,4 +1,5 @@
-/* leaklab dashboard: polls the JSON API, draws uPlot charts, drives flags.
+/* leaklab dashboard: polls the JSON API, draws uPlot charts and a
+ * d3-flame-graph of the heap's call stacks, drives flags.
  * Everything from the server is inserted as text, never as HTML. */
 "use strict";
 
@@ -115,6 +116,7 @@ function resetStore() {
   store.markers = [];
   store.eventSeq = 0;
   $("#events tbody").replaceChildren();
+  resetFlame();
 }
 
 function trim() {
@@ -416,6 +418,238 @@ async function pollSlow() {
   }
 }
 
+/* ---- call stacks: a flame graph, and what grew since a mark ---- */
+
+const TOP_STACKS = 200;  /* stacks asked for per poll, most bytes first */
+const GROWTH_ROWS = 15;  /* rows of the growth table */
+
+const flame = window.leaklabFlame = {
+  view: "live",   /* live: live bytes; rate: bytes allocated per second; diff: growth since the mark */
+  chart: null,
+  width: 0,
+  depth: null,    /* frames the server records per allocation (--stacks) */
+  prevAllocs: null, /* the last order=allocs answer: {t, byKey: key -> total_bytes}, for rates */
+  mark: null,     /* {t, byKey: key -> {bytes, blocks}} */
+  zoom: null,     /* frame names from the root to the frame zoomed on */
+  drawn: null,    /* {view, total, names: [frame names drawn]} */
+  growth: [],     /* the growth table's rows */
+  draws: 0,       /* graphs drawn, one per poll */
+  seq: 0,         /* polls started */
+};
+
+function resetFlame() {
+  flame.prevAllocs = null;
+  flame.mark = null;
+  flame.zoom = null;
+  $("#mark-info").textContent = "";
+  $("#growth-box").hidden = true;
+  $('[data-view="diff"]').disabled = true;
+  setFlameView("live");
+}
+
+/* A stack's identity across polls and workers: ids hold for one worker's
+ * life, functions and lines for the binary's. */
+function stackKey(s) {
+  return s.site + "|" + s.frames.map((f) => f.function + "@" + f.file + ":" + f.line).join(";");
+}
+
+function frameLabel(f) {
+  return f.site ? f.function + " · " + f.site : f.function;
+}
+
+/* The frames a reader needs to know a stack: innermost first, up to the
+ * frame its site was written in. */
+function stackText(s) {
+  const upto = s.frames.findIndex((f) => f.site);
+  const shown = s.frames.slice(0, upto >= 0 ? upto + 1 : 4);
+  return shown.map((f) => f.function).join(" ← ");
+}
+
+/* d3-flame-graph's tree, outermost frame at the bottom, from stacks with
+ * a value each (self values: a stack's value sits on its innermost frame). */
+function flameTree(items) {
+  const root = {name: "all", value: 0, children: [], kids: new Map()};
+  let total = 0;
+  for (const it of items) {
+    if (!(it.value > 0)) continue;
+    total += it.value;
+    let node = root;
+    for (let i = it.frames.length - 1; i >= 0; i--) {
+      const f = it.frames[i], name = frameLabel(f);
+      let kid = node.kids.get(name);
+      if (!kid) {
+        kid = {name, value: 0, children: [], kids: new Map(),
+               where: f.file ? f.file + ":" + f.line : f.module};
+        node.kids.set(name, kid);
+        node.children.push(kid);
+      }
+      node = kid;
+    }
+    node.value += it.value;
+  }
+  return {root, total};
+}
+
+function flameValue(v) {
+  if (flame.view === "rate") return bytes(v) + "/s";
+  if (flame.view === "diff") return "+" + bytes(v);
+  return bytes(v);
+}
+
+function findPath(root, names) {
+  let node = root;
+  for (const n of names) {
+    node = (node.children || []).find((c) => c.data.name === n);
+    if (!node) return null;
+  }
+  return node;
+}
+
+function newFlameChart(w) {
+  const chart = flamegraph()
+    .width(w)
+    .cellHeight(18)
+    .transitionDuration(250)
+    .minFrameSize(2)
+    .selfValue(true)
+    .sort(true)
+    .resetHeightOnZoom(true)
+    .setDetailsElement($("#flame-details"))
+    .setLabelHandler((d) => {
+      const share = (100 * (d.x1 - d.x0)).toFixed(1);
+      return `${d.data.name}${d.data.where ? " (" + d.data.where + ")" : ""}: ${flameValue(d.value)}, ${share} %`;
+    })
+    .setColorMapper((d, colour) => (flame.view === "diff" && !d.highlight ? "#e06666" : colour))
+    .onClick((d) => {
+      const names = d.ancestors().reverse().slice(1).map((n) => n.data.name);
+      flame.zoom = names.length ? names : null;
+      $("#flame-unzoom").disabled = !flame.zoom;
+    });
+  return chart;
+}
+
+function drawFlame(items, note) {
+  const box = $("#flame");
+  const {root, total} = flameTree(items);
+  flame.draws++;
+  flame.drawn = {view: flame.view, total, names: []};
+  if (!total) {
+    if (flame.chart) flame.chart.destroy();
+    flame.chart = null;
+    box.replaceChildren();
+    $("#flame-note").textContent = note;
+    return;
+  }
+  $("#flame-note").textContent = flame.depth === 0
+    ? "leaklab runs without call stacks (--stacks 0): each block is known by its call site alone, one frame per site. Start it with --stacks 16 (scripts/run does) to see whole stacks."
+    : "Width is " + (flame.view === "live" ? "live bytes" : flame.view === "rate" ? "bytes allocated per second" : "bytes added since the mark") +
+      "; the outermost frame at the bottom. Click a frame to zoom.";
+  const w = Math.max(280, box.clientWidth);
+  if (!flame.chart || flame.width !== w) {
+    if (flame.chart) flame.chart.destroy();
+    box.replaceChildren();
+    flame.chart = newFlameChart(w);
+    flame.width = w;
+    d3.select(box).datum(root).call(flame.chart);
+  } else {
+    flame.chart.update(root);
+  }
+  /* A live update draws a new tree: zoom back to the frame the reader
+   * chose, while it is still there. */
+  if (flame.zoom) {
+    const node = findPath(d3.select(box).datum(), flame.zoom);
+    if (node) flame.chart.zoomTo(node);
+    else flame.zoom = null;
+  }
+  $("#flame-unzoom").disabled = !flame.zoom;
+  const names = [];
+  d3.select(box).datum().each((n) => names.push(n.data.name));
+  flame.drawn.names = names;
+}
+
+function renderGrowth(live, now) {
+  const mark = flame.mark;
+  if (!mark) return;
+  const secs = Math.max(0.001, (now - mark.t) / 1000);
+  const rows = [];
+  for (const s of live) {
+    const then = mark.byKey.get(stackKey(s)) || {bytes: 0, blocks: 0};
+    const added = s.bytes - then.bytes;
+    if (added > 0) rows.push({s, added, blocks: s.blocks - then.blocks});
+  }
+  rows.sort((a, b) => b.added - a.added);
+  flame.growth = rows.slice(0, GROWTH_ROWS).map((r) => ({stack: stackText(r.s), site: r.s.site, bytes: r.added, blocks: r.blocks}));
+  $("#growth tbody").replaceChildren(...(rows.length ? rows.slice(0, GROWTH_ROWS).map((r) => el("tr", {},
+    el("td", {}, el("code", {}, stackText(r.s))),
+    el("td", {}, el("code", {}, r.s.site)),
+    el("td", {class: "num"}, "+" + bytes(r.added)),
+    el("td", {class: "num"}, r.blocks),
+    /* Per second only once a second has passed: a rate over a few
+     * milliseconds says nothing. */
+    el("td", {class: "num"}, secs >= 1 ? bytes(r.added / secs) + "/s" : "–"),
+    el("td", {class: "num"}, secs >= 1 ? rate(r.blocks / secs) : "–"))) :
+    [el("tr", {}, el("td", {colspan: 6, class: "hint"}, "Nothing has grown since the mark."))]));
+  $("#mark-info").textContent = `marked at ${clock(mark.t)} (${duration(secs)} ago), ${mark.byKey.size} stacks then`;
+}
+
+async function pollStacks() {
+  /* The newest poll wins: one started by a click on a view draws, one
+   * still in flight from the view before does not. */
+  const seq = ++flame.seq;
+  try {
+    const live = await api("/api/stacks?order=live&top=" + TOP_STACKS);
+    if (seq !== flame.seq) return;
+    flame.depth = live.depth;
+    renderGrowth(live.stacks, live.t_ms);
+    if (flame.view === "live") {
+      drawFlame(live.stacks.map((s) => ({frames: s.frames, value: s.bytes})), "No live blocks yet.");
+    } else if (flame.view === "diff") {
+      const items = live.stacks.map((s) => {
+        const then = flame.mark.byKey.get(stackKey(s));
+        return {frames: s.frames, value: s.bytes - (then ? then.bytes : 0)};
+      });
+      drawFlame(items, "Nothing has grown since the mark.");
+    } else {
+      const all = await api("/api/stacks?order=allocs&top=" + TOP_STACKS);
+      if (seq !== flame.seq) return;
+      const byKey = new Map(all.stacks.map((s) => [stackKey(s), s.total_bytes]));
+      const prev = flame.prevAllocs;
+      flame.prevAllocs = {t: all.t_ms, byKey};
+      if (!prev) return drawFlame([], "Measuring the allocation rate until the next poll…");
+      const dt = (all.t_ms - prev.t) / 1000;
+      const items = dt > 0 ? all.stacks.map((s) => {
+        const before = prev.byKey.get(stackKey(s));
+        return {frames: s.frames, value: before === undefined ? 0 : (s.total_bytes - before) / dt};
+      }) : [];
+      drawFlame(items, "Nothing allocated since the last poll.");
+    }
+  } catch (e) {
+    /* the fast poll reports the connection */
+  }
+}
+
+function setFlameView(view) {
+  flame.view = view;
+  flame.zoom = null;
+  if (view !== "rate") flame.prevAllocs = null;
+  for (const b of document.querySelectorAll("[data-view]"))
+    b.setAttribute("aria-pressed", String(b.dataset.view === view));
+}
+
+async function markStacks() {
+  try {
+    const live = await api("/api/stacks?order=live&top=" + TOP_STACKS);
+    flame.mark = {t: live.t_ms, byKey: new Map(live.stacks.map((s) => [stackKey(s), {bytes: s.bytes, blocks: s.blocks}]))};
+    $("#growth-box").hidden = false;
+    $('[data-view="diff"]').disabled = false;
+    $('[data-view="diff"]').title = "bytes added since the mark, by stack";
+    setFlameView("diff");
+    await pollStacks();
+  } catch (e) {
+    $("#mark-info").textContent = "Could not mark: " + e.message;
+  }
+}
+
 /* ---- flags ---- */
 
 let flagList = [];
@@ -563,12 +797,22 @@ function start() {
     }
   });
   $("#window").addEventListener("change", drawAll);
+  for (const b of document.querySelectorAll("[data-view]"))
+    b.addEventListener("click", () => { setFlameView(b.dataset.view); pollStacks(); });
+  $("#mark").addEventListener("click", markStacks);
+  $("#flame-unzoom").addEventListener("click", () => {
+    flame.zoom = null;
+    if (flame.chart) flame.chart.resetZoom();
+    $("#flame-unzoom").disabled = true;
+  });
   new ResizeObserver(resizeCharts).observe($(".charts"));
   loadFlags();
   pollFast();
   pollSlow();
+  pollStacks();
   setInterval(pollFast, POLL_MS);
   setInterval(pollSlow, SLOW_POLL_MS);
+  setInterval(pollStacks, SLOW_POLL_MS);
   setInterval(loadFlags, 5000);
 }
 

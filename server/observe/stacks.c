@@ -167,6 +167,7 @@ void srv_stacks_handle(srv_req_t *rq) {
   srv_json_u64(&j, "live_bytes", st.live_bytes);
   srv_json_u64(&j, "live_blocks", st.live_blocks);
   srv_json_str(&j, "order", order == SRV_STACKS_BY_LIVE ? "live" : "allocs");
+  srv_json_u64(&j, "depth", lab_stack_depth());
   srv_json_u64(&j, "stacks_total", n);
   srv_json_u64(&j, "stacks_dropped", lab_stack_dropped());
   srv_json_arr(&j, "stacks");

@@ -11,6 +11,9 @@
 
 #include "harness.h"
 
+/* The frames recorded per allocation in the runs with stacks on. */
+#define STACK_DEPTH 16
+#define STACK_DEPTH_ARG "16"
 #define BODY "{\"name\":\"leaklab\",\"tags\":[\"a\",\"b\"],\"deep\":{\"x\":{\"y\":true}}}"
 
 static srv_t *srv;
@@ -50,6 +53,7 @@ static void a_leaked_json_tree_is_charged_to_stacks_through_cJSON_Parse(void **s
   assert_true(site_live > 0);
   cJSON *doc = http_json(srv, "GET", "/api/stacks?top=100000", NULL, NULL);
   assert_string_equal(jget(doc, "order")->valuestring, "live");
+  assert_int_equal((uint64_t)jnum(doc, "depth"), STACK_DEPTH);
   uint64_t stacks_live = 0;
   int through = 0, nstacks = 0;
   cJSON *s;
@@ -125,6 +129,7 @@ static void with_stacks_off_each_site_stands_alone(void **state) {
   set_flags(srv, "{\"echo.leak_tree\": 1}");
   repeat(srv, 5, "POST", "/echo", BODY, 200);
   cJSON *doc = http_json(srv, "GET", "/api/stacks?top=100000", NULL, NULL);
+  assert_int_equal((uint64_t)jnum(doc, "depth"), 0);
   int tree = 0;
   cJSON *s;
   cJSON_ArrayForEach(s, jget(doc, "stacks")) {
@@ -140,7 +145,7 @@ static void with_stacks_off_each_site_stands_alone(void **state) {
 }
 
 int main(void) {
-  static const char *const on[] = {"--stacks", "16", NULL};
+  static const char *const on[] = {"--stacks", STACK_DEPTH_ARG, NULL};
   static const char *const off[] = {NULL}; /* the default: no stacks */
 #define T(name, args) cmocka_unit_test_prestate_setup_teardown(name, start, stop, (void *)(args))
   const struct CMUnitTest tests[] = {

@@ -315,6 +315,8 @@ size_t lab_stack_stats(lab_stack_stats_t *out, size_t max);
 const uintptr_t *lab_stack_frames(uint32_t id, uint32_t *depth);
 /* Stacks charged to their site alone because the stack table was full. */
 uint64_t lab_stack_dropped(void);
+/* Frames recorded per allocation, as lab_init was given (0: stacks off). */
+uint32_t lab_stack_depth(void);
 
 /* ---- Request scopes. ---- */
 

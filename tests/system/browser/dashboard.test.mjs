@@ -30,7 +30,7 @@ let port;
 // Start leaklab on `p` (0: any free port); resolves to its port once it
 // answers /healthz.
 async function startServer(p) {
-  server = await startLeaklab(["--sample-ms", "250"],
+  server = await startLeaklab(["--sample-ms", "250", "--stacks", "16"],
                               {name: "browser", port: p, stdio: ["ignore", "inherit", "inherit"]});
   return server.port;
 }
@@ -113,6 +113,80 @@ test("the heap-live series grows while the fault is on", async () => {
     return v.length > 4 && v[v.length - 1] > v[0] + 10000;
   }));
   await page.screenshot({path: join(ARTIFACTS, "dashboard-leak.png"), fullPage: true});
+});
+
+// The flame graph's frames as drawn: name and box of each.
+function flameFrames() {
+  return page.evaluate(() => [...document.querySelectorAll("#flame g.frame")].map((g) => {
+    const r = g.querySelector("rect").getBoundingClientRect();
+    return {name: g.getAttribute("name"), x: r.x, y: r.y, w: r.width,
+            title: g.querySelector("title").textContent};
+  }));
+}
+
+// `inner` is drawn on top of `outer` and within its width: called from it.
+function calledFrom(inner, outer) {
+  return inner.y < outer.y && inner.x >= outer.x - 0.5 && inner.x + inner.w <= outer.x + outer.w + 0.5;
+}
+
+// A cJSON frame called (maybe through others) from the /echo handler, in
+// the graph of `view`.
+async function cjsonUnderEcho(what, view) {
+  return waitFor(what, async () => {
+    if (await page.evaluate(() => window.leaklabFlame.drawn && window.leaklabFlame.drawn.view) !== view) return false;
+    const fs = await flameFrames();
+    const handler = fs.find((f) => f.name === "srv_demo_echo");
+    const cjson = handler && fs.find((f) => /^cJSON_/.test(f.name) && calledFrom(f, handler));
+    return cjson && {fs, handler, cjson};
+  });
+}
+
+test("the flame graph of live bytes shows cJSON's frames called from the /echo handler", async () => {
+  const {fs, handler} = await cjsonUnderEcho("a cJSON frame on top of srv_demo_echo", "live");
+  // The macro site labels the frame it was written in, under cJSON's.
+  const site = fs.find((f) => f.name === "srv_echo_transform · echo.tree");
+  assert.ok(site && calledFrom(site, handler), "the echo.tree label on srv_echo_transform");
+  assert.match(handler.title, /srv_demo_echo \(demo\.c:\d+\): [\d.]+ (B|KiB|MiB)/);
+  await page.locator(".stacks").screenshot({path: join(ARTIFACTS, "dashboard-flame.png")});
+});
+
+test("clicking a frame zooms to it, and the zoom holds through live updates", async () => {
+  const full = (await page.locator("#flame svg").boundingBox()).width;
+  await page.locator('#flame g.frame[name="srv_demo_echo"]').click();
+  // Zoomed: the frame fills the width and the frames under it fade.
+  const zoomed = async () => {
+    const h = (await flameFrames()).find((f) => f.name === "srv_demo_echo");
+    return h && h.w > full * 0.98 && (await page.locator("#flame g.frame.fade").count()) > 0;
+  };
+  await waitFor("srv_demo_echo to fill the width", zoomed);
+  const draws = await page.evaluate(() => window.leaklabFlame.draws);
+  await waitFor("two more live updates", () => page.evaluate((n) => window.leaklabFlame.draws >= n + 2, draws));
+  assert.ok(await zoomed(), "still zoomed after two live updates");
+  await page.click("#flame-unzoom");
+  await waitFor("the whole graph again", async () =>
+    (await page.locator("#flame g.frame.fade").count()) === 0);
+  assert.equal(await page.locator("#flame-unzoom").isDisabled(), true);
+});
+
+test("the allocation-rate view draws the bytes allocated per second", async () => {
+  await page.click('[data-view="rate"]');
+  assert.equal(await page.getAttribute('[data-view="rate"]', "aria-pressed"), "true");
+  const {handler} = await cjsonUnderEcho("a rate graph with cJSON on top of srv_demo_echo", "rate");
+  assert.match(handler.title, /: [\d.]+ (B|KiB|MiB)\/s,/);
+});
+
+test("after a mark, the diff flame graph and the table name the growing stack", async () => {
+  await page.click("#mark");
+  await waitFor("the view to switch to the growth since the mark", async () =>
+    (await page.getAttribute('[data-view="diff"]', "aria-pressed")) === "true");
+  const row = await waitFor("a growing echo.tree stack through cJSON in the table", async () =>
+    (await page.locator("#growth tbody tr").allTextContents()).find((t) => /cJSON_.*echo\.tree\+\d/.test(t.replace(/\s+/g, ""))));
+  assert.match(row, /srv_echo_transform/);
+  const {handler} = await cjsonUnderEcho("the diff graph with cJSON on top of srv_demo_echo", "diff");
+  assert.match(handler.title, /: \+[\d.]+ (B|KiB|MiB),/);
+  assert.match(await page.textContent("#mark-info"), /^marked at /);
+  await page.locator(".stacks").screenshot({path: join(ARTIFACTS, "dashboard-diff.png")});
+  await page.click('[data-view="live"]');
 });
 
 test("a preset scenario applies its flags", async () => {
