@@ -173,9 +173,10 @@ static void lab__stack_bounds(void) {
   lab__stack_hi = (uintptr_t)lo + n;
 }
 
-/* Whether [a, a + 8) is in the stack between sp and its top. */
-static inline bool lab__on_stack(uintptr_t a, uintptr_t sp) {
-  return a >= sp && a + sizeof(uintptr_t) <= lab__stack_hi && !(a & 7);
+/* Whether [a, a + 8) is aligned and in the stack between sp and hi, its
+ * top (read once per walk: hi is thread-local). */
+static inline bool lab__on_stack(uintptr_t a, uintptr_t sp, uintptr_t hi) {
+  return a >= sp && a + sizeof(uintptr_t) <= hi && !(a & 7);
 }
 
 /* Needs its own frame pointer: the build gives every function one
@@ -183,6 +184,7 @@ static inline bool lab__on_stack(uintptr_t a, uintptr_t sp) {
 __attribute__((noinline, no_sanitize_address)) int lab__unwind_tables(
     uintptr_t *out, int max, uintptr_t from, int skip) {
   if (LAB__UNLIKELY(!lab__stack_hi)) lab__stack_bounds();
+  const uintptr_t hi = lab__stack_hi;
   /* This function's own frame, by its frame pointer: its caller's pc,
    * sp and rbp. */
   uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
@@ -197,11 +199,11 @@ __attribute__((noinline, no_sanitize_address)) int lab__unwind_tables(
     unsigned kind = rule & 3, rbp = (rule >> 2) & 3;
     if (kind == LAB__RULE_STOP) break;
     uintptr_t cfa = (kind == LAB__RULE_RSP ? sp : fp) + (intptr_t)(int32_t)(rule >> 32);
-    if (cfa <= sp || !lab__on_stack(cfa - sizeof(uintptr_t), sp)) break;
+    if (cfa <= sp || !lab__on_stack(cfa - sizeof(uintptr_t), sp, hi)) break;
     uintptr_t next = *(const uintptr_t *)(cfa - sizeof(uintptr_t));
     if (rbp == LAB__RBP_SAVED) {
       uintptr_t at = cfa + (intptr_t)(int16_t)(rule >> 16);
-      if (!lab__on_stack(at, sp)) break;
+      if (!lab__on_stack(at, sp, hi)) break;
       fp = *(const uintptr_t *)at;
     } else if (rbp == LAB__RBP_LOST) {
       fp = 0;
@@ -215,9 +217,10 @@ __attribute__((noinline, no_sanitize_address)) int lab__unwind_tables(
 __attribute__((noinline, no_sanitize_address)) int lab__unwind_fp(uintptr_t *out, int max, uintptr_t from,
                                              int skip) {
   if (LAB__UNLIKELY(!lab__stack_hi)) lab__stack_bounds();
+  const uintptr_t hi = lab__stack_hi;
   uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
   int n = 0, limit = skip + max;
-  while (n < limit && lab__on_stack(fp + sizeof(uintptr_t), fp)) {
+  while (n < limit && lab__on_stack(fp + sizeof(uintptr_t), fp, hi)) {
     const uintptr_t *f = (const uintptr_t *)fp;
     if (!f[1]) break;
     if (f[1] == from && n < skip) limit = n + max;
