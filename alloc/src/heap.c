@@ -8,6 +8,7 @@
 #include "vg.h"
 
 _Atomic uint64_t lab__mapped_bytes;
+static _Atomic uint64_t lab__refusals; /* allocations refused for want of memory */
 _Atomic uint64_t lab__meta_bytes;
 int lab__vg;
 /* The lab backend, outside memcheck: lab_try_malloc_at and lab_free_at
@@ -308,6 +309,7 @@ void lab_stats(lab_stats_t *out) {
   lab__peak_raise(out->live_bytes > peak ? out->live_bytes : peak);
   out->peak_live_bytes = atomic_load(&lab__peak);
   out->os_maps = atomic_load(&lab__os_maps);
+  out->refusals = atomic_load(&lab__refusals);
   for (lab__heap_t *h = atomic_load(&lab__heaps); h; h = h->next_all)
     out->heaps++;
   /* The stacks' counters in each heap (the sites' are in meta_bytes). */
@@ -403,6 +405,34 @@ uint64_t lab_stack_dropped(void) { return atomic_load(&lab__trace_dropped); }
 
 uint32_t lab_stack_depth(void) { return lab__cfg.stack_depth; }
 
+/* ---- the memory limit ---- */
+
+_Atomic uint64_t lab__limit;
+__thread uint64_t lab__tls_reserve;
+static _Atomic(lab_refusal_fn) lab__refusal_fn;
+static void *_Atomic lab__refusal_ctx;
+
+void lab_set_limit(uint64_t bytes) { atomic_store(&lab__limit, bytes); }
+
+uint64_t lab_limit(void) { return atomic_load(&lab__limit); }
+
+uint64_t lab_set_reserve(uint64_t bytes) {
+  uint64_t old = lab__tls_reserve;
+  lab__tls_reserve = bytes;
+  return old;
+}
+
+void lab_set_refusal_callback(lab_refusal_fn fn, void *ctx) {
+  atomic_store(&lab__refusal_ctx, ctx);
+  atomic_store(&lab__refusal_fn, fn);
+}
+
+static void lab__refused(size_t n, const lab_site_t *site) {
+  atomic_fetch_add_explicit(&lab__refusals, 1, memory_order_relaxed);
+  lab_refusal_fn fn = atomic_load(&lab__refusal_fn);
+  if (fn) fn(n, site, atomic_load(&lab__refusal_ctx));
+}
+
 /* ---- allocation ---- */
 
 /* Where the public entry point that is running returns to: the first
@@ -440,6 +470,7 @@ static __attribute__((noinline)) void *lab__alloc(size_t n,
     VALGRIND_MALLOCLIKE_BLOCK(u, n, 0, zero);
   return u;
 oom:
+  lab__refused(n, site);
   errno = ENOMEM;
   return NULL;
 }

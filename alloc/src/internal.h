@@ -354,6 +354,17 @@ extern _Atomic uint64_t lab__mapped_bytes;  /* live OS mappings, bytes */
 extern _Atomic uint64_t lab__meta_bytes;    /* heap structures, bytes */
 extern _Atomic uint64_t lab__os_maps;       /* mapping requests */
 extern int lab__vg;                         /* running under memcheck */
+extern _Atomic uint64_t lab__limit;         /* lab_set_limit's cap, 0: none */
+extern __thread uint64_t lab__tls_reserve;  /* lab_set_reserve's, this thread */
+
+/* Whether the heap may take `more` bytes without passing lab_set_limit's
+ * cap (with this thread's reserve); one relaxed load when there is none. */
+static inline bool lab__limit_allows(uint64_t more) {
+  uint64_t cap = atomic_load_explicit(&lab__limit, memory_order_relaxed);
+  if (LAB__LIKELY(!cap)) return true;
+  return atomic_load_explicit(&lab__mapped_bytes, memory_order_relaxed) + more <=
+         cap + lab__tls_reserve;
+}
 
 /* Count one request to the OS (or libc); true if it must fail. */
 bool lab__os_inject(void);

@@ -10,6 +10,10 @@ lab__hdr_t *lab__libc_alloc(size_t n, bool zero) {
   if (lab__os_inject()) return NULL;
   size_t total;
   if (__builtin_add_overflow(n, LAB__BLOCK_OVERHEAD, &total)) return NULL;
+  /* The cap counts the live bytes this backend holds of malloc (a sum
+   * over the thread heaps, read only when there is a cap). */
+  uint64_t cap = atomic_load_explicit(&lab__limit, memory_order_relaxed);
+  if (LAB__UNLIKELY(cap) && lab_live_bytes() + total > cap + lab__tls_reserve) return NULL;
   /* malloc's 16-byte alignment keeps the user pointer 16-aligned. */
   lab__hdr_t *b = malloc(total);
   if (b)

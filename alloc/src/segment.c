@@ -149,6 +149,7 @@ static void lab__avail_unlink(lab__heap_t *h, lab__page_t *pg) {
 }
 
 static lab__segment_t *lab__seg_new(lab__heap_t *h) {
+  if (!lab__limit_allows(LAB__SEG_META)) return NULL;
   lab__segment_t *s = lab__os_map_aligned(LAB__SEG_SIZE, LAB__SEG_SIZE);
   if (!s) return NULL;
   s->magic = LAB__SEG_MAGIC;
@@ -183,6 +184,8 @@ static int lab__seg_find_run(const lab__segment_t *s, unsigned k) {
 
 static lab__page_t *lab__page_new(lab__heap_t *h, unsigned cls) {
   unsigned k = lab__cls_units[cls];
+  /* Pages count as mapped once carved: the cap applies here. */
+  if (!lab__limit_allows((uint64_t)k * LAB__UNIT_SIZE)) return NULL;
   lab__segment_t *s;
   int i = -1;
   for (s = h->segs; s; s = s->next)
@@ -306,6 +309,7 @@ static lab__hdr_t *lab__large_alloc(size_t n) {
   size_t page = lab__os_page();
   if (n > SIZE_MAX / 2) return NULL;
   size_t total = (LAB__LARGE_HDR + n + LAB__GUARD_SIZE + page - 1) & ~(page - 1);
+  if (!lab__limit_allows(total)) return NULL;
   lab__large_t *l = lab__os_map_aligned(total, LAB__SEG_SIZE);
   if (!l) return NULL;
   l->magic = LAB__LARGE_MAGIC;

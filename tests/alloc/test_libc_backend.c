@@ -54,6 +54,24 @@ static void scopes_reclaim_through_libc(void **state) {
   assert_int_equal(live_bytes(), live);
 }
 
+static void the_limit_caps_the_live_bytes_held_of_malloc(void **state) {
+  (void)state;
+  uint64_t live = lab_live_bytes();
+  lab_stats_t st0, st;
+  lab_stats(&st0);
+  lab_set_limit(live + 100000);
+  void *a = lab_try_malloc(60000);
+  assert_non_null(a);
+  assert_null(lab_try_malloc(60000)); /* 120,000 and headers: past it */
+  lab_stats(&st);
+  assert_int_equal(st.refusals, st0.refusals + 1);
+  lab_free(a);
+  void *b = lab_try_malloc(60000);
+  assert_non_null(b);
+  lab_free(b);
+  lab_set_limit(0);
+}
+
 static void at_the_end_live_bytes_is_zero(void **state) {
   (void)state;
   assert_int_equal(live_bytes(), 0);
@@ -66,6 +84,7 @@ int main(void) {
       cmocka_unit_test(accounting_and_fill_match_the_lab_heap),
       cmocka_unit_test(an_overflow_is_caught_at_free),
       cmocka_unit_test(scopes_reclaim_through_libc),
+      cmocka_unit_test(the_limit_caps_the_live_bytes_held_of_malloc),
       cmocka_unit_test(at_the_end_live_bytes_is_zero),
   };
   return cmocka_run_group_tests_name("libc_backend", tests, NULL, NULL);

@@ -194,6 +194,26 @@ char *lab_try_strdup_at(const char *s, const lab_site_t *site);
 /* Requested size of a live block from this heap, or 0 if p is not one. */
 size_t lab_usable_size(const void *p);
 
+/* ---- A memory limit: running out of memory, on purpose. ---- */
+
+/* Cap the memory the heap holds at `bytes` (the lab backend's mapped
+ * bytes, the libc backend's live bytes): an allocation that would pass it
+ * fails as out of memory, as when the machine runs out (0: no cap, the
+ * default). It can be changed at any time, by any thread. */
+void lab_set_limit(uint64_t bytes);
+/* The cap (0: none). */
+uint64_t lab_limit(void);
+/* Let the calling thread's allocations go `bytes` past the cap (0: not
+ * at all); returns the previous reserve. For code that must go on working
+ * while the heap is exhausted, such as the code that reports it. */
+uint64_t lab_set_reserve(uint64_t bytes);
+/* Called on the allocating thread whenever an allocation is refused for
+ * want of memory, before the never-NULL family's OOM handler. Memory is
+ * short: it should not allocate. */
+typedef void (*lab_refusal_fn)(size_t size, const lab_site_t *site, void *ctx);
+/* Subscribe one refusal callback (NULL unsubscribes). */
+void lab_set_refusal_callback(lab_refusal_fn fn, void *ctx);
+
 /* Called when the never-NULL family cannot allocate `size` bytes. If it
  * returns, the allocation is retried once, then the process aborts. */
 typedef void (*lab_oom_handler_t)(size_t size);
@@ -254,6 +274,8 @@ size_t lab_check(void);
   X(quarantine_bytes, gauge, quarantine_bytes,                               \
     "freed bytes held in quarantine")                                       \
   X(os_maps, counter, os_maps, "mappings requested from the OS since start") \
+  X(refusals, counter, refusals,                                             \
+    "allocations refused for want of memory (lab_set_limit's cap or the OS)") \
   X(heaps, gauge, heaps, "thread heaps made; a new thread reuses an exited one's")
 
 typedef struct lab_stats {
