@@ -114,7 +114,7 @@ void srv_demo_echo(srv_req_t *rq) {
   int err = srv_echo_transform(src, len, srv_faults_hit, srv_http_site(rq->route),
                                &text, &n, why, sizeof why);
   if (err) {
-    srv_http_error(rq, err == SRV_ENOMEM ? 500 : 400, "%s", why);
+    srv_http_error(rq, err == SRV_ENOMEM ? 503 : 400, "%s", why);
     return;
   }
   srv_http_send(rq, 200, "application/json", text, n);

@@ -152,7 +152,11 @@ int srv_echo_transform(const char *body, size_t len, srv_echo_hit_fn hit,
   *out = NULL;
   *out_len = 0;
   /* A NUL-terminated working copy of the body to parse from. */
-  char *work = lab_malloc_named(len + 1, "echo.body");
+  char *work = lab_try_malloc_at(len + 1, LAB_SITE("echo.body"));
+  if (!work) {
+    snprintf(why, whylen, "out of memory copying the request body");
+    return SRV_ENOMEM;
+  }
   if (len) memcpy(work, body, len);
   work[len] = '\0';
 

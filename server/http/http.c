@@ -129,10 +129,39 @@ int srv_http_listen(const char *addr, unsigned port, int *fd,
 
 static void srv__response_free(void *p) { lab_free_at(p, &srv__resp_free_site); }
 
+/* The request this thread is working on, for srv_http_note_oom. */
+static __thread srv_req_t *srv__current;
+
+void srv_http_note_oom(size_t size, const char *site) {
+  srv_req_t *rq = srv__current;
+  if (!rq || rq->oom_size) return;
+  rq->oom_size = size ? size : 1;
+  snprintf(rq->oom_site, sizeof rq->oom_site, "%s", site ? site : "?");
+}
+
+/* What a request that was refused memory answers, whatever its handler
+ * made of the refusal (cJSON says "malformed", a handler may give up):
+ * one 503, its text formatted here and copied by libmicrohttpd. */
+static struct MHD_Response *srv__oom_response(const srv_req_t *rq) {
+  char msg[256];
+  int n = snprintf(msg, sizeof msg,
+                   "{\"error\":\"out of memory: the heap refused %zu bytes at %s\","
+                   "\"size\":%zu,\"site\":\"%s\"}\n",
+                   rq->oom_size, rq->oom_site, rq->oom_size, rq->oom_site);
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+  return MHD_create_response_from_buffer(len, msg, MHD_RESPMEM_MUST_COPY);
+}
+
 /* Add the headers and queue the response; it is destroyed once MHD is
  * done with it. */
 static void srv__queue(srv_req_t *rq, unsigned status, const char *ctype,
                        struct MHD_Response *r) {
+  if (rq->oom_size && status != 503) {
+    if (r) MHD_destroy_response(r);
+    r = srv__oom_response(rq);
+    status = 503;
+    ctype = "application/json";
+  }
   if (!r) return;
   /* A draining worker sends its clients to the next one; a heap near its
    * budget sheds connections before it must shed requests (Envoy's
@@ -349,7 +378,12 @@ static void srv__run_handler(srv_req_t *rq) {
                                 ? &srv__handler_since[srv__handler_slot]
                                 : NULL;
   if (since) atomic_store_explicit(since, srv_clock_mono_ns(), memory_order_relaxed);
+  /* The app's handlers meet the memory limit as it is; the observer's
+   * keep the reserve. */
+  bool app = !srv_route_has(rq->route, SRV_ROUTE_ADMIN);
+  uint64_t reserve = app ? lab_set_reserve(0) : 0;
   srv_route_handler(rq->route)(rq);
+  if (app) lab_set_reserve(reserve);
   if (since) atomic_store_explicit(since, 0, memory_order_relaxed);
 }
 
@@ -405,12 +439,30 @@ static void srv__body_append(srv_req_t *rq, const char *data, size_t n) {
   rq->body[rq->body_len] = '\0';
 }
 
+static enum MHD_Result srv__serve(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *upload_data,
+                                  size_t *upload_size, void **con_cls);
+
+/* Every call for a request: with the reserve past the memory limit, and
+ * the request known to srv_http_note_oom. */
 static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
                                    const char *url, const char *method,
                                    const char *version,
                                    const char *upload_data,
                                    size_t *upload_size, void **con_cls) {
   (void)version;
+  uint64_t reserve = lab_set_reserve(SRV_HTTP_RESERVE_BYTES);
+  enum MHD_Result r = srv__serve(cls, conn, url, method, upload_data, upload_size, con_cls);
+  srv__current = NULL;
+  lab_set_reserve(reserve);
+  return r;
+}
+
+static enum MHD_Result srv__serve(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *upload_data,
+                                  size_t *upload_size, void **con_cls) {
   srv_req_t *rq = *con_cls;
   if (!rq) {
     /* First call: headers are in. The request object lives outside the
@@ -418,6 +470,7 @@ static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
     lab_scope_enter(NULL);
     rq = lab_try_calloc_at(1, sizeof *rq, &srv__req_site);
     if (!rq) return MHD_NO;
+    srv__current = rq;
     rq->t0_ns = srv_clock_mono_ns();
     rq->conn = conn;
     const union MHD_ConnectionInfo *ci =
@@ -456,6 +509,7 @@ static enum MHD_Result srv__access(void *cls, struct MHD_Connection *conn,
     lab_scope_enter(NULL);
     return MHD_YES;
   }
+  srv__current = rq;
   lab_scope_enter(rq->scope);
   if (*upload_size) {
     if (!rq->status) srv__body_append(rq, upload_data, *upload_size);

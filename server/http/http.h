@@ -56,6 +56,9 @@ typedef struct srv_req {
                                begin hook, e.g. the heap near its budget) */
   uint64_t t0_ns;           /* monotonic time of the first call */
   unsigned status;          /* status queued, 0 until a response is */
+  size_t oom_size;          /* an allocation of this many bytes was refused
+                               while it ran (0: none): it answers 503 */
+  char oom_site[48];        /* ... at this site */
 } srv_req_t;
 
 /* Hooks a layer above adds to every request; any may be NULL. */
@@ -70,6 +73,17 @@ typedef struct srv_http_hooks {
 } srv_http_hooks_t;
 
 #define SRV_HTTP_HOOKS_MAX 8
+
+/* Bytes past the heap's memory limit (lab_set_limit) that the HTTP layer
+ * and the observer's routes may use, so that they go on answering while
+ * the app's handlers are refused: requests' own state, bodies, the JSON
+ * API, /metrics, the page. */
+#define SRV_HTTP_RESERVE_BYTES (16u << 20)
+
+/* Say that an allocation of `size` bytes at `site` was refused on this
+ * thread: the request it runs, if any, answers 503 "out of memory" instead
+ * of what its handler sends. Allocates nothing. */
+void srv_http_note_oom(size_t size, const char *site);
 
 /* Make the HTTP layer's blocks in the shared region and register its
  * counters; before the first fork. SRV_ENOMEM. */

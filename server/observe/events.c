@@ -71,6 +71,21 @@ void srv_events_log(srv_event_type_t type, const char *fmt, ...) {
   srv__events_put(&ev);
 }
 
+void srv_events_log_at(srv_event_type_t type, const lab_site_t *site, size_t size,
+                       const char *fmt, ...) {
+  srv_event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = type;
+  ev.kind = -1;
+  ev.size = size;
+  srv_sites_name(site, ev.site, sizeof ev.site);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ev.text, sizeof ev.text, fmt, ap);
+  va_end(ap);
+  srv__events_put(&ev);
+}
+
 /* The heap's subscriber: runs on the thread that caught the fault. */
 static void srv__on_heap_event(const lab_event_t *e, void *ctx) {
   (void)ctx;

@@ -25,6 +25,7 @@
   X(recycle, "a worker was recycled")                                       \
   X(crash, "a worker crashed")                                              \
   X(hung, "a worker missed its heartbeat and was replaced")                 \
+  X(oom, "the heap ran out of memory: an allocation was refused")          \
   X(conns, "connections refused or closed to protect the server")
 
 typedef enum srv_event_type {
@@ -59,6 +60,10 @@ void srv_events_install(void);
 /* Record a lifecycle event with a formatted message. */
 void srv_events_log(srv_event_type_t type, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Record an event about a block of `size` bytes wanted at `site` (either
+ * may be 0/NULL), with a formatted message. */
+void srv_events_log_at(srv_event_type_t type, const lab_site_t *site, size_t size,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Sequence number of the newest event (0: none yet). */
 uint64_t srv_events_last(void);
 /* Copy event `seq` into *out; false if it was overwritten, is being

@@ -4,7 +4,8 @@
  * an app handler; its value is a rate: the share of requests that make the
  * mistake (0 = off, the default, 1 = every request; true/false = 1/0).
  * A guard `guard.<name>` is a boolean or a whole number of bytes or
- * requests, 0 meaning off. Values live in the shared region so they
+ * requests, 0 meaning off; `worker.memory_limit_bytes` (the worker's heap
+ * limit, guards/memlimit.h) is one of these too. Values live in the shared region so they
  * survive a worker recycle.
  *
  * The observer owns the registry and knows no flag: the demo app

@@ -2,6 +2,7 @@
 #include "observe/hist.h"
 
 #include <pthread.h>
+#include <lab/alloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,7 @@
 #include "core/err.h"
 #include "core/procfs.h"
 #include "core/shm.h"
+#include "http/http.h"
 #include "http/reqstats.h"
 #include "observe/sites.h"
 #include "observe/workers.h"
@@ -279,6 +281,8 @@ static bool srv__sampled;
 
 static void *srv__sampler_main(void *arg) {
   (void)arg;
+  /* The observer keeps sampling when the app's heap is exhausted. */
+  lab_set_reserve(SRV_HTTP_RESERVE_BYTES);
   pthread_mutex_lock(&srv__lock);
   while (!srv__stop) {
     uint64_t ms = srv__hb->sample_ms;

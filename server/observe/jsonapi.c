@@ -353,6 +353,13 @@ static void srv__event_json(const srv_event_t *ev, void *ctx) {
     char ptr[32];
     snprintf(ptr, sizeof ptr, "0x%llx", (unsigned long long)ev->ptr);
     srv_json_str(j, "ptr", ptr);
+  } else if (ev->site[0]) {
+    /* A lifecycle event about an allocation (oom): where and how big. */
+    srv_json_str(j, "site", ev->site);
+    srv_route_t r = srv_route_of_site(ev->site);
+    if (r != SRV_ROUTE_OTHER) srv_json_str(j, "route", srv_route_path(r));
+    else srv_json_null(j, "route");
+    srv_json_u64(j, "size", ev->size);
   }
   srv_json_str(j, "message", ev->text);
   srv_json_end(j);

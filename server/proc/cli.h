@@ -71,6 +71,12 @@ typedef enum srv_opt_type {
     "replace a worker that misses its heartbeat this long (stopped, or a "   \
     "request stuck in its handler): successor first, then it is killed "     \
     "(0 = never)")                                                           \
+  X("worker-memory-limit", worker_memory_limit, SRV_OPT_SIZE, "BYTES", "0", 0, \
+    1099511627776, "LEAKLAB_WORKER_MEMORY_LIMIT",                            \
+    "cap the worker's heap at BYTES (k/M/G suffixes): past it allocations "  \
+    "fail as out of memory, app requests answer 503 and the worker dies "    \
+    "where a block cannot fail; the flag worker.memory_limit_bytes changes " \
+    "it live (0 = no limit)")                                                \
   X("single-process", single_process, SRV_OPT_FLAG, NULL, "0", 0, 1,         \
     "LEAKLAB_SINGLE_PROCESS",                                                \
     "run the worker alone, without a supervisor (for a debugger or "          \
@@ -96,6 +102,7 @@ typedef struct srv_cfg {
   const char *admin_port_file; /* --admin-port-file ("" = none) */
   size_t max_body;          /* --max-body */
   unsigned worker_timeout_s; /* --worker-timeout */
+  size_t worker_memory_limit; /* --worker-memory-limit (0 = none) */
   bool single_process;      /* --single-process */
   const char *port_file;    /* --port-file ("" = none) */
 } srv_cfg_t;

@@ -26,7 +26,7 @@ static int srv__setup(const srv_cfg_t *cfg) {
   if (!err) err = srv_http_setup();
   if (!err) err = srv_observe_setup(cfg->history, cfg->sample_ms);
   if (!err) err = srv_demo_setup();
-  if (!err) err = srv_guards_register();
+  if (!err) err = srv_guards_register(cfg->worker_memory_limit);
   if (!err) err = srv_guards_setup();
   if (!err) err = srv_super_setup();
   return err;

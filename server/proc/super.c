@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/procfs.h"
 #include "core/rand.h"
+#include "guards/memlimit.h"
 #include "guards/recycle.h"
 #include "observe/events.h"
 #include "observe/workers.h"
@@ -99,6 +100,8 @@ static void srv__status_text(int st, char *buf, size_t cap) {
     const char *abbrev = sigabbrev_np(WTERMSIG(st));
     snprintf(buf, cap, "killed by SIG%s%s", abbrev ? abbrev : "?",
              WCOREDUMP(st) ? " (core dumped)" : "");
+  } else if (WEXITSTATUS(st) == SRV_MEMLIMIT_EXIT) {
+    snprintf(buf, cap, "ran out of memory (exit status %d)", WEXITSTATUS(st));
   } else {
     snprintf(buf, cap, "exited with status %d", WEXITSTATUS(st));
   }

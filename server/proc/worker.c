@@ -14,6 +14,7 @@
 #include "app/session.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "guards/memlimit.h"
 #include "http/http.h"
 #include "observe/events.h"
 #include "observe/hist.h"
@@ -133,6 +134,7 @@ int srv_worker_run(const srv_cfg_t *cfg, const srv_worker_socks_t *socks,
   }
   lab_cjson_install();
   srv_events_install();
+  srv_memlimit_install();
   if (alone) {
     /* No supervisor: this process is the serving worker from the start. */
     atomic_store(&srv_workers->generation, opts->generation);

@@ -44,7 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   lab_cjson_install();
   /* The server's set-up as main does it, one process, serving. */
   if (srv_shm_create(0) || srv_counters_setup() || srv_http_setup() ||
-      srv_observe_setup(64, 250) || srv_demo_setup() || srv_guards_register() ||
+      srv_observe_setup(64, 250) || srv_demo_setup() || srv_guards_register(0) ||
       srv_guards_setup())
     fuzz_fail("server set-up failed");
   srv_workers_become(1);

@@ -323,3 +323,18 @@ void repeat(srv_t *s, unsigned n, const char *method, const char *path,
     http_free(&r);
   }
 }
+
+unsigned events_of(srv_t *s, uint64_t since, const char *type, char *last,
+                   size_t cap) {
+  unsigned n = 0;
+  cJSON *doc = http_json(s, "GET", "/api/events?since=0&limit=4096", NULL, NULL);
+  cJSON *ev;
+  cJSON_ArrayForEach(ev, jget(doc, "events")) {
+    if (jnum(ev, "seq") <= since || strcmp(jget(ev, "type")->valuestring, type))
+      continue;
+    n++;
+    if (last) snprintf(last, cap, "%s", jget(ev, "message")->valuestring);
+  }
+  cJSON_Delete(doc);
+  return n;
+}

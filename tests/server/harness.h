@@ -73,6 +73,10 @@ uint64_t heap_errors(srv_t *s, const char *kind);
 unsigned count_events(srv_t *s, uint64_t since, const char *kind,
                       const char *site, const char *seen_at,
                       const char *freed_at);
+/* Events of a type after `since`, and the message of the last one in
+ * last (cap bytes; may be NULL). */
+unsigned events_of(srv_t *s, uint64_t since, const char *type, char *last,
+                   size_t cap);
 /* Send n identical requests, failing the test unless each answers
  * `status`. */
 void repeat(srv_t *s, unsigned n, const char *method, const char *path,

@@ -85,7 +85,8 @@ static void bad_options_exit_2_with_a_message(void **state) {
       {"--port", "70000", NULL},      {"--heap", "jemalloc", NULL},
       {"--threads", "0", NULL},       {"--sample-ms", "1", NULL},
       {"--max-body", "1X", NULL},     {"stray", NULL, NULL},
-      {"--port", NULL, NULL},
+      {"--port", NULL, NULL},         {"--worker-memory-limit", "12q", NULL},
+      {"--worker-memory-limit", "2T", NULL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int rc = run(cases[i], NULL, out, sizeof out, err, sizeof err);

@@ -51,22 +51,6 @@ static int stop(void **state) {
   return rc == 0 ? 0 : -1;
 }
 
-/* Events of a type after `since`, and the message of the last one. */
-static unsigned events_of(srv_t *s, uint64_t since, const char *type,
-                          char *last, size_t cap) {
-  unsigned n = 0;
-  cJSON *doc = http_json(s, "GET", "/api/events?since=0&limit=4096", NULL, NULL);
-  cJSON *ev;
-  cJSON_ArrayForEach(ev, jget(doc, "events")) {
-    if (jnum(ev, "seq") <= since || strcmp(jget(ev, "type")->valuestring, type))
-      continue;
-    n++;
-    if (last) snprintf(last, cap, "%s", jget(ev, "message")->valuestring);
-  }
-  cJSON_Delete(doc);
-  return n;
-}
-
 /* The flags document without its version. */
 static char *flag_values(srv_t *s) {
   cJSON *doc = http_json(s, "GET", "/api/flags", NULL, NULL);
