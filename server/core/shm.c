@@ -74,6 +74,12 @@ void srv_shm_mutex_lock(pthread_mutex_t *m) {
   if (pthread_mutex_lock(m) == EOWNERDEAD) pthread_mutex_consistent(m);
 }
 
+bool srv_shm_mutex_trylock(pthread_mutex_t *m) {
+  int err = pthread_mutex_trylock(m);
+  if (err == EOWNERDEAD) pthread_mutex_consistent(m);
+  return err == 0 || err == EOWNERDEAD;
+}
+
 void srv_shm_mutex_unlock(pthread_mutex_t *m) { pthread_mutex_unlock(m); }
 
 void srv_shm_slot_begin(srv_shm_slot_head_t *h, uint64_t tag) {

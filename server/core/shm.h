@@ -35,6 +35,9 @@ uint64_t srv_shm_started_ms(void);
 int srv_shm_mutex_init(pthread_mutex_t *m);
 /* Lock m, recovering it from a process that died holding it. */
 void srv_shm_mutex_lock(pthread_mutex_t *m);
+/* Lock m if it is free (or its holder died); false if another holds it:
+ * for a process that must never wait on one that may be stopped. */
+bool srv_shm_mutex_trylock(pthread_mutex_t *m);
 /* Unlock m. */
 void srv_shm_mutex_unlock(pthread_mutex_t *m);
 

@@ -122,8 +122,11 @@ bool srv_hist_sample(void) {
   srv_sample_t s;
   memset(&s, 0, sizeof s);
   /* One history for every worker: only the serving one samples, and the
-   * lock keeps a handover's old and new samplers from writing at once. */
-  srv_shm_mutex_lock(&srv__hb->sample_lock);
+   * lock keeps a handover's old and new samplers from writing at once.
+   * Never waited for: the holder may be a worker stopped or hung in the
+   * middle of a sample, which is only killed once its successor serves,
+   * and a successor takes its first sample before it says it serves. */
+  if (!srv_shm_mutex_trylock(&srv__hb->sample_lock)) return false;
   if (!srv_workers_serving()) {
     srv_shm_mutex_unlock(&srv__hb->sample_lock);
     return false;

@@ -409,6 +409,16 @@ static void srv__tick(srv__sup_t *s) {
     if (!starting && srv__alive(s) < SRV__MAX_WORKERS && srv__spawn(s, why))
       return;
   }
+  if (serving && serving->hung && !starting && now >= s->recycle_at &&
+      srv__alive(s) < SRV__MAX_WORKERS) {
+    /* Its successor failed (it died before it served) or could not be
+     * forked: try again, after the crash-loop backoff, until one serves. */
+    char why[160];
+    snprintf(why, sizeof why, "worker %d is hung and its last successor failed",
+             (int)serving->pid);
+    if (!srv__spawn(s, why)) s->recycle_at = now + s->backoff_ms;
+    return;
+  }
   if (s->start_at && now >= s->start_at && !serving && !starting) {
     s->start_at = 0;
     if (!srv__spawn(s, NULL)) s->start_at = now + s->backoff_ms;

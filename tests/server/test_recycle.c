@@ -3,6 +3,7 @@
  * on a keep-alive connection to the old worker is still answered (with
  * Connection: close), a killed worker is replaced and the crash is an
  * event, and --single-process keeps one process. */
+#define _GNU_SOURCE /* prlimit */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -435,6 +437,51 @@ static void a_stopped_worker_is_replaced_within_the_worker_timeout(void **state)
   assert_int_equal(srv_stop(s), 0);
 }
 
+/* A hung worker whose successor cannot start (its heap cannot map: the
+ * supervisor's address space is capped, as a machine short of memory
+ * would) is not left serving nobody: the supervisor retries with the
+ * crash-loop backoff, and the first successor that starts replaces it. */
+static void a_hung_worker_whose_successors_fail_is_replaced_once_one_starts(void **state) {
+  (void)state;
+#ifdef LEAKLAB_SANITIZED
+  /* A sanitizer's runtime maps terabytes up front: no cap fails only the
+   * worker's heap. */
+  skip();
+#endif
+  static const char *const args[] = {"--worker-timeout", "1", NULL};
+  srv_t *s = srv_start(args, NULL);
+  repeat(s, 5, "POST", "/echo", BODY, 200);
+  double pid0 = stat_num(s, "worker/pid");
+  uint64_t since = last_event(s);
+  /* The soft limit only, so that it can be lifted without privilege. */
+  struct rlimit old;
+  assert_int_equal(prlimit(s->pid, RLIMIT_AS, NULL, &old), 0);
+  struct rlimit cap = {100u << 20, old.rlim_max};
+  assert_int_equal(prlimit(s->pid, RLIMIT_AS, &cap, NULL), 0);
+  assert_int_equal(kill((pid_t)pid0, SIGSTOP), 0);
+  /* The outage: the timeout, then successors failing for two seconds. */
+  sleep_ms(3000);
+  assert_int_equal(prlimit(s->pid, RLIMIT_AS, &old, NULL), 0);
+  uint64_t t0 = mono_ms();
+  double pid1 = next_worker(s, pid0, 400, 20);
+  uint64_t took = mono_ms() - t0;
+  print_message("replaced %llu ms after the cap was lifted\n", (unsigned long long)took);
+  assert_true(pid1 != pid0);
+  /* The backoff had reached 1.6 s at most, and a handover. */
+  assert_true(took < 6000);
+  /* Each failed successor was a crash event, and there were retries
+   * before the cap was lifted. */
+  char msg[256] = "";
+  unsigned failed = events_of(s, since, "crash", msg, sizeof msg);
+  print_message("%u successors failed; the last: %s\n", failed, msg);
+  assert_true(failed >= 2);
+  if (!strstr(msg, "before it served")) fail_msg("crash event: %s", msg);
+  for (int i = 0; i < 100 && kill((pid_t)pid0, 0) == 0; i++) sleep_ms(20);
+  assert_true(kill((pid_t)pid0, 0) != 0);
+  repeat(s, 5, "POST", "/echo", BODY, 200);
+  assert_int_equal(srv_stop(s), 0);
+}
+
 /* A client that sends requests until told to stop, counting answers. */
 typedef struct pounder {
   srv_t conn;
@@ -583,6 +630,7 @@ int main(void) {
       T(a_killed_worker_is_replaced_and_the_crash_is_an_event),
       cmocka_unit_test_setup(sigterm_under_load_stops_the_supervisor_and_its_worker, start),
       cmocka_unit_test(a_stopped_worker_is_replaced_within_the_worker_timeout),
+      cmocka_unit_test(a_hung_worker_whose_successors_fail_is_replaced_once_one_starts),
       cmocka_unit_test(a_worker_stopped_shorter_than_the_timeout_is_kept),
       cmocka_unit_test(a_worker_killed_again_and_again_under_load_is_always_replaced),
       cmocka_unit_test(single_process_is_one_process_and_does_not_recycle),

@@ -2,6 +2,7 @@
  * supervisor and its workers see the same flags, counters and history;
  * and the sequenced slots readers use without blocking the writer. */
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,6 +115,32 @@ static void a_lock_held_by_a_process_that_died_is_taken_over(void **state) {
   srv_shm_mutex_lock(m); /* would hang without the robust recovery */
   srv_shm_mutex_unlock(m);
   srv_shm_mutex_lock(m); /* and it is consistent again */
+  srv_shm_mutex_unlock(m);
+}
+
+static void a_lock_held_by_a_stopped_process_is_not_waited_for(void **state) {
+  (void)state;
+  assert_int_equal(srv_shm_create(1 << 16), SRV_OK);
+  pthread_mutex_t *m = srv_shm_alloc(sizeof *m);
+  assert_int_equal(srv_shm_mutex_init(m), SRV_OK);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    srv_shm_mutex_lock(m);
+    raise(SIGSTOP); /* a hung worker, holding it */
+    _exit(0);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+  assert_true(WIFSTOPPED(status));
+  assert_false(srv_shm_mutex_trylock(m));
+  kill(pid, SIGKILL);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(srv_shm_mutex_trylock(m)); /* its holder is dead: taken over */
+  assert_false(srv_shm_mutex_trylock(m)); /* and held */
+  srv_shm_mutex_unlock(m);
+  assert_true(srv_shm_mutex_trylock(m));
   srv_shm_mutex_unlock(m);
 }
 
@@ -242,6 +269,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(
         a_block_written_in_a_child_process_is_seen_by_its_parent,
         destroy_region),
+    cmocka_unit_test_teardown(a_lock_held_by_a_stopped_process_is_not_waited_for,
+                              destroy_region),
     cmocka_unit_test_teardown(a_lock_held_by_a_process_that_died_is_taken_over,
                               destroy_region),
     cmocka_unit_test(a_record_written_to_a_slot_reads_back_whole),
