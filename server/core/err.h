@@ -12,6 +12,7 @@
   X(ENOMEM, -ENOMEM, "out of memory")                                        \
   X(E2BIG, -E2BIG, "too large")                                              \
   X(EACCES, -EACCES, "not allowed")                                          \
+  X(EBUSY, -EBUSY, "busy")                                                   \
   X(EIO, -EIO, "input/output error")
 
 typedef enum srv_err {

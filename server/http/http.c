@@ -6,6 +6,8 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,8 +370,9 @@ uint64_t srv_http_handler_ns(uint64_t now_ns) {
   return worst;
 }
 
-/* Run the route's handler, its time watched (srv_http_handler_ns). */
-static void srv__run_handler(srv_req_t *rq) {
+/* Run a handler (the route's, or a wait's `then`), its time watched
+ * (srv_http_handler_ns). */
+static void srv__run_handler(srv_req_t *rq, srv_route_fn fn) {
   if (srv__handler_slot < 0) {
     unsigned i = atomic_fetch_add(&srv__handler_slots, 1);
     srv__handler_slot = i < SRV_HTTP_THREADS_MAX ? (int)i : SRV_HTTP_THREADS_MAX;
@@ -382,7 +385,7 @@ static void srv__run_handler(srv_req_t *rq) {
    * keep the reserve. */
   bool app = !srv_route_has(rq->route, SRV_ROUTE_ADMIN);
   uint64_t reserve = app ? lab_set_reserve(0) : 0;
-  srv_route_handler(rq->route)(rq);
+  fn(rq);
   if (app) lab_set_reserve(reserve);
   if (since) atomic_store_explicit(since, 0, memory_order_relaxed);
 }
@@ -406,8 +409,128 @@ static void srv__dispatch(srv_req_t *rq) {
     srv_http_error(rq, 503, "%s", rq->refuse);
     return;
   }
-  srv__run_handler(rq);
+  srv__run_handler(rq, srv_route_handler(rq->route));
+  if (!rq->status && !rq->then) srv_http_error(rq, 500, "the handler sent no response");
+}
+
+/* ---- waits: a handler that must wait holds no thread ---- */
+
+static pthread_mutex_t srv__wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t srv__wait_cond;
+static srv_req_t *srv__waits[SRV_HTTP_WAITS_MAX]; /* NULL: free */
+static unsigned srv__nwaits;
+static pthread_t srv__waiter;
+static bool srv__waiter_on, srv__waiter_stop;
+
+/* The waits' clock: resumes each suspended connection when its time
+ * comes, or at once when the worker drains (its answer then covers the
+ * time it waited). */
+static void *srv__waiter_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&srv__wait_lock);
+  while (!srv__waiter_stop) {
+    uint64_t now = srv_clock_mono_ns(), next = now + 1000000000u;
+    bool all = atomic_load(&srv__draining);
+    for (int i = 0; i < SRV_HTTP_WAITS_MAX; i++) {
+      srv_req_t *rq = srv__waits[i];
+      if (!rq) continue;
+      if (all || rq->wake_ns <= now) {
+        srv__waits[i] = NULL;
+        srv__nwaits--;
+        rq->woken = true;
+        MHD_resume_connection(rq->conn);
+      } else if (rq->wake_ns < next) {
+        next = rq->wake_ns;
+      }
+    }
+    struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
+    pthread_cond_timedwait(&srv__wait_cond, &srv__wait_lock, &ts);
+  }
+  pthread_mutex_unlock(&srv__wait_lock);
+  return NULL;
+}
+
+/* Start the waits' clock, on the first wait; under srv__wait_lock. */
+static int srv__waiter_start(void) {
+  if (srv__waiter_on) return SRV_OK;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&srv__wait_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  srv__waiter_stop = false;
+  if (pthread_create(&srv__waiter, NULL, srv__waiter_main, NULL)) return SRV_EIO;
+  srv__waiter_on = true;
+  return SRV_OK;
+}
+
+/* Stop the waits' clock (after the daemons stopped). */
+static void srv__waiter_join(void) {
+  pthread_mutex_lock(&srv__wait_lock);
+  bool on = srv__waiter_on;
+  srv__waiter_stop = true;
+  if (on) pthread_cond_signal(&srv__wait_cond);
+  pthread_mutex_unlock(&srv__wait_lock);
+  if (on) pthread_join(srv__waiter, NULL);
+  srv__waiter_on = false;
+}
+
+int srv_http_wait(srv_req_t *rq, uint64_t ms, void (*then)(srv_req_t *rq),
+                  void (*drop)(void *ctx), void *ctx) {
+  pthread_mutex_lock(&srv__wait_lock);
+  int slot = -1;
+  for (int i = 0; i < SRV_HTTP_WAITS_MAX && slot < 0; i++)
+    if (!srv__waits[i]) slot = i;
+  if (slot < 0 || srv__waiter_start()) {
+    pthread_mutex_unlock(&srv__wait_lock);
+    return SRV_EBUSY;
+  }
+  rq->then = then;
+  rq->drop = drop;
+  rq->wait_ctx = ctx;
+  rq->woken = false;
+  rq->wake_ns = srv_clock_mono_ns() + ms * 1000000u;
+  /* Suspended before the clock can resume it. */
+  MHD_suspend_connection(rq->conn);
+  srv__waits[slot] = rq;
+  srv__nwaits++;
+  pthread_cond_signal(&srv__wait_cond);
+  pthread_mutex_unlock(&srv__wait_lock);
+  /* Not a request arriving slowly: the deadline's clock stops. */
+  srv_conns_answering(rq->cn);
+  return SRV_OK;
+}
+
+unsigned srv_http_waiting(void) {
+  pthread_mutex_lock(&srv__wait_lock);
+  unsigned n = srv__nwaits;
+  pthread_mutex_unlock(&srv__wait_lock);
+  return n;
+}
+
+/* A wait whose time came: run its `then`, once. */
+static void srv__resumed(srv_req_t *rq) {
+  srv_route_fn then = rq->then;
+  rq->then = NULL;
+  rq->drop = NULL;
+  srv__run_handler(rq, then);
+  rq->wait_ctx = NULL;
   if (!rq->status) srv_http_error(rq, 500, "the handler sent no response");
+}
+
+/* A request ends: if it still waits, forget it and drop its state. */
+static void srv__wait_end(srv_req_t *rq) {
+  if (!rq->then) return;
+  pthread_mutex_lock(&srv__wait_lock);
+  for (int i = 0; i < SRV_HTTP_WAITS_MAX; i++)
+    if (srv__waits[i] == rq) {
+      srv__waits[i] = NULL;
+      srv__nwaits--;
+    }
+  pthread_mutex_unlock(&srv__wait_lock);
+  if (rq->drop) rq->drop(rq->wait_ctx);
+  rq->then = NULL;
+  rq->wait_ctx = NULL;
 }
 
 /* Keep an upload chunk, up to the body limit. */
@@ -514,6 +637,8 @@ static enum MHD_Result srv__serve(void *cls, struct MHD_Connection *conn,
   if (*upload_size) {
     if (!rq->status) srv__body_append(rq, upload_data, *upload_size);
     *upload_size = 0;
+  } else if (rq->then) {
+    if (rq->woken) srv__resumed(rq);
   } else if (!rq->status) {
     srv__dispatch(rq);
   }
@@ -530,6 +655,7 @@ static void srv__completed(void *cls, struct MHD_Connection *conn,
   srv_req_t *rq = *con_cls;
   if (!rq) return;
   *con_cls = NULL;
+  srv__wait_end(rq);
   srv_conns_waiting(rq->cn);
   lab_free_at(rq->body, &srv__free_site);
   for (int i = 0; i < srv__nhooks; i++)
@@ -602,7 +728,7 @@ static struct MHD_Daemon *srv__start_daemon(int fd, unsigned threads,
    * old worker in the middle of a handover. With poll() a quiesced thread
    * just leaves the socket out of its next poll set; MHD_USE_ITC wakes it
    * to do so. (On 64 connections poll() is no slower: BENCHMARKS.md.) */
-  unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC;
+  unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
   if (fd < 0) flags |= MHD_USE_NO_LISTEN_SOCKET;
   return MHD_start_daemon(flags, 0,
                           policy ? srv__accept : NULL, NULL, srv__access, tag,
@@ -667,6 +793,10 @@ void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
    * answers with Connection: close. */
   MHD_socket ls = MHD_quiesce_daemon(srv__daemon);
   MHD_socket as = srv__admin ? MHD_quiesce_daemon(srv__admin) : MHD_INVALID_SOCKET;
+  /* Waiting requests answer now, with what they have. */
+  pthread_mutex_lock(&srv__wait_lock);
+  if (srv__waiter_on) pthread_cond_signal(&srv__wait_cond);
+  pthread_mutex_unlock(&srv__wait_lock);
   for (;;) {
     uint64_t now = srv_clock_mono_ns();
     if (!srv_conns_count()) break;
@@ -691,6 +821,7 @@ void srv_http_drain(unsigned max_ms, unsigned idle_ms, srv_http_drain_t *out) {
   srv__daemon = NULL;
   if (srv__admin) MHD_stop_daemon(srv__admin);
   srv__admin = NULL;
+  srv__waiter_join();
   srv_conns_stop();
   /* The caller owns the quiesced sockets, and may close them only now. */
   if (ls != MHD_INVALID_SOCKET) close(ls);

@@ -59,6 +59,12 @@ typedef struct srv_req {
   size_t oom_size;          /* an allocation of this many bytes was refused
                                while it ran (0: none): it answers 503 */
   char oom_site[48];        /* ... at this site */
+  void (*then)(struct srv_req *rq); /* waiting (srv_http_wait): what runs
+                               when the wait ends, or NULL */
+  void (*drop)(void *ctx);  /* ... or frees wait_ctx if it never runs */
+  void *wait_ctx;           /* the waiting handler's state */
+  uint64_t wake_ns;         /* monotonic time the wait ends */
+  bool woken;               /* the wait ended: `then` may run */
 } srv_req_t;
 
 /* Hooks a layer above adds to every request; any may be NULL. */
@@ -84,6 +90,24 @@ typedef struct srv_http_hooks {
  * thread: the request it runs, if any, answers 503 "out of memory" instead
  * of what its handler sends. Allocates nothing. */
 void srv_http_note_oom(size_t size, const char *site);
+
+/* Requests that may wait at once (srv_http_wait), per worker. */
+#define SRV_HTTP_WAITS_MAX 16
+
+/* Handlers never sleep or block: a thread held is a thread that serves
+ * nobody, and a handler that does not return looks hung to the
+ * supervisor. A handler that must wait (a profile over N seconds) calls
+ * this and returns: the connection is suspended, holding no thread, and
+ * counted by neither the request deadline nor the hung-worker watch;
+ * after ms, or as soon as the worker drains, `then` runs as the handler
+ * would, in the request's scope, with rq->wait_ctx = ctx, and answers.
+ * If the request ends first, drop(ctx) runs instead (drop may be NULL).
+ * SRV_EBUSY, changing nothing, when SRV_HTTP_WAITS_MAX requests already
+ * wait: the handler then answers (503) itself. */
+int srv_http_wait(srv_req_t *rq, uint64_t ms, void (*then)(srv_req_t *rq),
+                  void (*drop)(void *ctx), void *ctx);
+/* Requests waiting now. */
+unsigned srv_http_waiting(void);
 
 /* Make the HTTP layer's blocks in the shared region and register its
  * counters; before the first fork. SRV_ENOMEM. */

@@ -3,10 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/err.h"
 #include "observe/pprof.h"
 #include "observe/stacks.h"
 
@@ -15,36 +15,21 @@ static int srv__id_cmp(const void *a, const void *b) {
   return x->s.id < y->s.id ? -1 : x->s.id > y->s.id;
 }
 
-static void srv__profile(srv_req_t *rq, const char *default_sample) {
-  static const char *const allowed[] = {"seconds", "debug", "gc", NULL};
-  uint64_t seconds = 0, debug = 0, gc = 0;
-  if (!srv_http_query_only(rq, allowed) ||
-      !srv_http_query_u64(rq, "seconds", 1, SRV_PROFILE_SECONDS_MAX, &seconds) ||
-      !srv_http_query_u64(rq, "debug", 0, 1, &debug) ||
-      !srv_http_query_u64(rq, "gc", 0, 1, &gc))
-    return;
-  if (debug && seconds) {
-    srv_http_error(rq, 400, "debug=1 is a snapshot: the text form holds no "
-                            "differences (leave out seconds)");
-    return;
-  }
+/* A profile over N seconds, between its two snapshots. */
+typedef struct srv__wait {
+  srv_stack_row_t *before;  /* the first snapshot, by id */
+  size_t n0;                /* its rows */
+  int64_t t0;               /* when it was taken, unix ns */
+  const char *default_sample;
+} srv__wait_t;
+
+/* Answer the profile: every stack now, less `before` if there is one. */
+static void srv__answer(srv_req_t *rq, const char *default_sample, bool debug,
+                        srv_stack_row_t *before, size_t n0, int64_t t0) {
   srv_symbols_t *sym = srv_stacks_symbols();
-  if (!sym) {
-    srv_http_error(rq, 503, "no symbolizer for this process (libdw)");
-    return;
-  }
-  /* Charged to the route, so the listing leaves its own blocks out. */
   const lab_site_t *site = srv_http_site(rq->route);
-  size_t n0 = 0, n = 0;
-  srv_stack_row_t *before = NULL, *rows;
-  int64_t t0 = (int64_t)srv_clock_now_ns();
-  if (seconds) {
-    before = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &n0);
-    if (!before) goto oom;
-    /* The handler's thread waits; the others serve. */
-    sleep((unsigned)seconds);
-  }
-  rows = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &n);
+  size_t n = 0;
+  srv_stack_row_t *rows = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &n);
   if (!rows) goto oom;
   srv_pprof_sample_t *samples = lab_try_calloc_at(n ? n : 1, sizeof *samples, site);
   if (!samples) {
@@ -69,21 +54,21 @@ static void srv__profile(srv_req_t *rq, const char *default_sample) {
     if (!s->depth || (before && !s->alloc_objects && !s->inuse_objects)) continue;
     m++;
   }
+  int64_t now = (int64_t)srv_clock_now_ns();
   srv_pprof_profile_t p = {
       .samples = samples,
       .nsamples = m,
-      .time_nanos = seconds ? t0 : (int64_t)srv_clock_now_ns(),
-      .duration_nanos = seconds ? (int64_t)srv_clock_now_ns() - t0 : 0,
+      .time_nanos = before ? t0 : now,
+      .duration_nanos = before ? now - t0 : 0,
       .default_sample = default_sample,
       .symbolize = srv_pprof_symbols,
       .symbolize_ctx = sym,
   };
   srv_buf_t out;
-  srv_buf_init(&out, srv_http_site(rq->route));
+  srv_buf_init(&out, site);
   int err = debug ? srv_pprof_write_text(&p, &out) : srv_pprof_write(&p, &out);
   lab_free_at(samples, site);
   lab_free_at(rows, site);
-  lab_free_at(before, site);
   if (err < 0 || out.failed) {
     srv_buf_free(&out);
     srv_http_error(rq, 500, "could not write the profile");
@@ -95,7 +80,64 @@ static void srv__profile(srv_req_t *rq, const char *default_sample) {
                 data, len);
   return;
 oom:
-  lab_free_at(before, site);
+  srv_http_error(rq, 500, "out of memory listing the stacks");
+}
+
+/* The wait is over (srv_http_wait): answer the difference. */
+static void srv__then(srv_req_t *rq) {
+  srv__wait_t *w = rq->wait_ctx;
+  const lab_site_t *site = srv_http_site(rq->route);
+  srv__answer(rq, w->default_sample, false, w->before, w->n0, w->t0);
+  lab_free_at(w->before, site);
+  lab_free_at(w, site);
+}
+
+/* The request ended while it waited. */
+static void srv__drop(void *ctx) {
+  srv__wait_t *w = ctx;
+  lab_free(w->before);
+  lab_free(w);
+}
+
+static void srv__profile(srv_req_t *rq, const char *default_sample) {
+  static const char *const allowed[] = {"seconds", "debug", "gc", NULL};
+  uint64_t seconds = 0, debug = 0, gc = 0;
+  if (!srv_http_query_only(rq, allowed) ||
+      !srv_http_query_u64(rq, "seconds", 1, SRV_PROFILE_SECONDS_MAX, &seconds) ||
+      !srv_http_query_u64(rq, "debug", 0, 1, &debug) ||
+      !srv_http_query_u64(rq, "gc", 0, 1, &gc))
+    return;
+  if (debug && seconds) {
+    srv_http_error(rq, 400, "debug=1 is a snapshot: the text form holds no "
+                            "differences (leave out seconds)");
+    return;
+  }
+  if (!srv_stacks_symbols()) {
+    srv_http_error(rq, 503, "no symbolizer for this process (libdw)");
+    return;
+  }
+  if (!seconds) {
+    srv__answer(rq, default_sample, debug, NULL, 0, 0);
+    return;
+  }
+  /* Charged to the route, so the listing leaves its own blocks out. */
+  const lab_site_t *site = srv_http_site(rq->route);
+  srv__wait_t *w = lab_try_calloc_at(1, sizeof *w, site);
+  if (!w) goto oom;
+  w->default_sample = default_sample;
+  w->t0 = (int64_t)srv_clock_now_ns();
+  w->before = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &w->n0);
+  if (!w->before) goto oom;
+  /* The second snapshot comes after the wait, which holds no thread. */
+  if (srv_http_wait(rq, seconds * 1000u, srv__then, srv__drop, w) == SRV_OK) return;
+  srv_http_error(rq, 503, "%d profiles over time are already waiting, the most "
+                          "a worker keeps; ask again when one has answered",
+                 SRV_HTTP_WAITS_MAX);
+  lab_free_at(w->before, site);
+  lab_free_at(w, site);
+  return;
+oom:
+  if (w) lab_free_at(w, site);
   srv_http_error(rq, 500, "out of memory listing the stacks");
 }
 

@@ -35,9 +35,11 @@ _Atomic uint64_t *srv_workers_limit(uint64_t generation) {
   return &srv_workers->limit[generation % SRV_WORKER_SLOTS];
 }
 
-void srv_workers_beat(void) {
+void srv_workers_beat(uint64_t stuck_ns) {
+  uint64_t now = srv_clock_mono_ns();
   atomic_store_explicit(srv_workers_beat_of(srv_workers_self.generation),
-                        srv_clock_mono_ns() / 1000000u, memory_order_relaxed);
+                        (now > stuck_ns ? now - stuck_ns : 0) / 1000000u,
+                        memory_order_relaxed);
 }
 
 _Atomic uint64_t *srv_workers_beat_of(uint64_t generation) {

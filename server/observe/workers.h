@@ -53,8 +53,11 @@ bool srv_workers_serving(void);
 _Atomic uint64_t *srv_workers_requests(uint64_t generation);
 /* The request count at which that worker tells the supervisor (0: never). */
 _Atomic uint64_t *srv_workers_limit(uint64_t generation);
-/* This worker is alive and serving: its heartbeat, now. */
-void srv_workers_beat(void);
+/* This worker is alive and serving: its heartbeat, as of stuck_ns ago
+ * (how long its oldest running handler has run, 0 when none has), so
+ * that a handler that never returns is late by its own time, as a
+ * stopped worker is. */
+void srv_workers_beat(uint64_t stuck_ns);
 /* The heartbeat slot of the worker of that generation (monotonic ms). */
 _Atomic uint64_t *srv_workers_beat_of(uint64_t generation);
 /* Ask the supervisor for a graceful handover now, as SIGHUP does;

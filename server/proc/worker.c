@@ -61,9 +61,10 @@ void srv_worker_announce(const srv_cfg_t *cfg, const srv_worker_socks_t *socks) 
           cfg->single_process ? ", single process" : "");
 }
 
-/* The heartbeat thread: every tick this worker says it is alive, unless
- * a request has been stuck in its handler as long as the supervisor
- * waits (--worker-timeout). A stopped process beats no more either. */
+/* The heartbeat thread: every tick this worker says it is alive, as of
+ * the start of its oldest running handler, so a request stuck in its
+ * handler makes it late after --worker-timeout, as a stopped process
+ * that beats no more is. */
 static pthread_t srv__beater;
 static pthread_mutex_t srv__beat_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t srv__beat_wake = PTHREAD_COND_INITIALIZER;
@@ -77,8 +78,7 @@ static void *srv__beat_main(void *arg) {
   if (tick_ms < 10) tick_ms = 10;
   pthread_mutex_lock(&srv__beat_lock);
   while (!srv__beat_stop) {
-    if (srv_http_handler_ns(srv_clock_mono_ns()) < srv__beat_timeout_ns)
-      srv_workers_beat();
+    srv_workers_beat(srv_http_handler_ns(srv_clock_mono_ns()));
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ns = (uint64_t)ts.tv_nsec + tick_ms * 1000000u;
@@ -91,7 +91,7 @@ static void *srv__beat_main(void *arg) {
 }
 
 static int srv__beat_start(unsigned timeout_s) {
-  srv_workers_beat();
+  srv_workers_beat(0);
   if (!timeout_s) return SRV_OK;
   srv__beat_timeout_ns = (uint64_t)timeout_s * 1000000000u;
   srv__beat_stop = false;

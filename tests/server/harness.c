@@ -30,6 +30,12 @@ void sleep_ms(unsigned ms) {
   }
 }
 
+uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 srv_t *srv_start(const char *const *args, const char *const *env) {
   static int curl_ready;
   if (!curl_ready) {

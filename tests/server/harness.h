@@ -83,5 +83,7 @@ void repeat(srv_t *s, unsigned n, const char *method, const char *path,
             const char *body, long status);
 /* Sleep ms milliseconds. */
 void sleep_ms(unsigned ms);
+/* Monotonic ms, for elapsed times. */
+uint64_t mono_ms(void);
 
 #endif /* SRV_TEST_HARNESS_H */

@@ -364,13 +364,6 @@ static void sigterm_under_load_stops_the_supervisor_and_its_worker(void **state)
   assert_true(kill((pid_t)worker, 0) != 0);
 }
 
-/* Monotonic ms, for elapsed times. */
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The pid of the worker answering once it is no longer `pid`: asked up to
  * `tries` times, `gap_ms` apart (requests that fail on a dead worker's
  * connection are retried); `pid` itself if it never changed. */

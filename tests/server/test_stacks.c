@@ -1,12 +1,14 @@
 /* Every allocation carries its call stack: /api/stacks lists them with
  * symbolized frames, /api/leaks rows carry their site's, and a stack's
  * figures add up to its site's. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <curl/curl.h>
 #include <cmocka.h>
 
 #include "harness.h"
@@ -144,15 +146,59 @@ static void with_stacks_off_each_site_stands_alone(void **state) {
   cJSON_Delete(doc);
 }
 
+/* A profile over N seconds asked on a connection of its own. */
+typedef struct waiting {
+  srv_t conn;
+  long status;
+} waiting_t;
+
+static void *ask_profile(void *arg) {
+  waiting_t *w = arg;
+  w->conn.curl = curl_easy_init();
+  http_resp_t r = http(&w->conn, "GET", "/debug/pprof/heap?seconds=2", NULL, 0, NULL);
+  w->status = r.status;
+  http_free(&r);
+  curl_easy_cleanup(w->conn.curl);
+  return NULL;
+}
+
+static void a_profile_over_seconds_holds_no_thread_while_it_waits(void **state) {
+  (void)state;
+  /* One daemon thread: a profile that slept in its handler would leave
+   * nobody to answer the others. */
+  set_flags(srv, "{\"echo.leak_tree\": 1}");
+  waiting_t w = {*srv, 0};
+  pthread_t t;
+  uint64_t t0 = mono_ms();
+  assert_int_equal(pthread_create(&t, NULL, ask_profile, &w), 0);
+  unsigned answered = 0;
+  while (mono_ms() - t0 < 1500) {
+    uint64_t t1 = mono_ms();
+    http_resp_t r = http(srv, "POST", "/echo", BODY, -1, NULL);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    assert_true(mono_ms() - t1 < 1000);
+    answered++;
+  }
+  pthread_join(t, NULL);
+  print_message("%u answered while the profile waited %llu ms\n", answered,
+                (unsigned long long)(mono_ms() - t0));
+  assert_int_equal(w.status, 200);
+  assert_true(mono_ms() - t0 >= 2000);
+  assert_true(answered > 10);
+}
+
 int main(void) {
   static const char *const on[] = {"--stacks", STACK_DEPTH_ARG, NULL};
   static const char *const off[] = {NULL}; /* the default: no stacks */
+  static const char *const one[] = {"--stacks", STACK_DEPTH_ARG, "--threads", "1", NULL};
 #define T(name, args) cmocka_unit_test_prestate_setup_teardown(name, start, stop, (void *)(args))
   const struct CMUnitTest tests[] = {
       T(a_leaked_json_tree_is_charged_to_stacks_through_cJSON_Parse, on),
       T(leak_rows_carry_their_sites_stacks_with_file_and_line, on),
       T(stacks_by_allocation_list_what_was_freed_too, on),
       T(with_stacks_off_each_site_stands_alone, off),
+      T(a_profile_over_seconds_holds_no_thread_while_it_waits, one),
   };
   return cmocka_run_group_tests_name("server stacks", tests, NULL, NULL);
 }

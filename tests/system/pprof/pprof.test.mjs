@@ -133,3 +133,59 @@ test("bad queries are a 400 with a JSON message", async () => {
     assert.ok((await r.json()).error, q);
   }
 });
+
+// A profile over N seconds waits without a thread: the worker goes on
+// serving, its deadline and its watchdog do not count the wait, and only
+// SRV_HTTP_WAITS_MAX (16) wait at once.
+test("profiles over N seconds hold no thread and do not get the worker replaced", async () => {
+  const sup = await startLeaklab(["--stacks", "16", "--request-timeout", "2"], {name: "pprof-wait"});
+  try {
+    const pid0 = (await (await fetch(`${sup.url}/api/stats`)).json()).worker.pid;
+    assert.equal((await patchFlags(sup.url, {"echo.leak_tree": true})).status, 200);
+    // Eight at once, under load; the slowest /echo and /healthz meanwhile.
+    const t0 = Date.now();
+    const profiles = Array.from({length: 8}, (_, i) => fetch(`${sup.url}/debug/pprof/heap?seconds=3`)
+      .then(async (r) => ({status: r.status, body: Buffer.from(await r.arrayBuffer()), i})));
+    let slowest = 0, answered = 0;
+    while (Date.now() - t0 < 2500) {
+      for (const [path, init] of [["/echo", {method: "POST", body: BODY}], ["/healthz", {}]]) {
+        const t = Date.now();
+        const r = await fetch(`${sup.url}${path}`, init);
+        await r.arrayBuffer();
+        assert.equal(r.status, 200, path);
+        slowest = Math.max(slowest, Date.now() - t);
+        answered++;
+      }
+    }
+    const got = await Promise.all(profiles);
+    console.log(`8 profiles in ${Date.now() - t0} ms; ${answered} requests meanwhile, the slowest ${slowest} ms`);
+    assert.ok(slowest < 1000, `a request took ${slowest} ms`);
+    for (const p of got) {
+      assert.equal(p.status, 200, p.body.toString());
+      const file = join(dir, `wait${p.i}.pb.gz`);
+      writeFileSync(file, p.body);
+      const top = pprof("-top", "-sample_index=inuse_objects", "-tagfocus=site=echo.tree", file);
+      const total = top.match(/of (\d+) total/);
+      assert.ok(total && Number(total[1]) > 0, top);
+      assert.match(pprof("-raw", file), /Duration: [34]\./);
+    }
+    // Seventeen at once: one more than a worker keeps waiting is a 503.
+    const many = await Promise.all(Array.from({length: 17}, () => fetch(`${sup.url}/debug/pprof/allocs?seconds=1`)
+      .then(async (r) => ({status: r.status, body: await r.text()}))));
+    const refused = many.filter((r) => r.status === 503);
+    assert.equal(refused.length, 1, many.map((r) => r.status).join(" "));
+    assert.match(JSON.parse(refused[0].body).error, /already waiting/);
+    assert.equal(many.filter((r) => r.status === 200).length, 16);
+    // One longer than the request deadline (2 s) and the worker timeout (10 s).
+    const long = await fetch(`${sup.url}/debug/pprof/heap?seconds=15`);
+    assert.equal(long.status, 200);
+    await long.arrayBuffer();
+    const st = await (await fetch(`${sup.url}/api/stats`)).json();
+    assert.equal(st.worker.pid, pid0, "the worker was replaced");
+    assert.equal(st.counters.hangs, 0);
+    const ev = await (await fetch(`${sup.url}/api/events?since=0&limit=4096`)).json();
+    assert.deepEqual(ev.events.filter((e) => e.type === "hung"), []);
+  } finally {
+    await sup.stop();
+  }
+});
