@@ -1,4 +1,4 @@
-/* buf.c - a growable text buffer on the lab heap. */
+/* buf.c - a growable text buffer on the lab heap, or beside it. */
 #include "core/buf.h"
 
 #include <stdarg.h>
@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/mem.h"
 
 void srv_buf_init(srv_buf_t *b, const lab_site_t *site) {
   memset(b, 0, sizeof *b);
@@ -17,7 +18,7 @@ int srv_buf_reserve(srv_buf_t *b, size_t more) {
   if (b->len + more + 1 <= b->cap) return SRV_OK;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->len + more + 1) cap *= 2;
-  char *p = lab_try_realloc_at(b->data, cap, b->site);
+  char *p = srv_mem_realloc(b->data, cap, b->site);
   if (!p) {
     b->failed = true;
     return SRV_ENOMEM;
@@ -91,7 +92,7 @@ char *srv_buf_take(srv_buf_t *b, size_t *len) {
 }
 
 void srv_buf_free(srv_buf_t *b) {
-  lab_free_at(b->data, b->site);
+  srv_mem_free(b->data, b->site);
   b->data = NULL;
   b->len = b->cap = 0;
 }

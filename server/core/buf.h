@@ -1,5 +1,6 @@
 /* buf.h - a growable text buffer on the lab heap, charged to a call site
- * the caller chooses (so a route's output shows under the route). */
+ * the caller chooses (so a route's output shows under the route), or
+ * outside it (site SRV_MEM_OUTSIDE, core/mem.h: the observer's). */
 #ifndef SRV_BUF_H
 #define SRV_BUF_H
 
@@ -16,7 +17,8 @@ typedef struct srv_buf {
   bool failed;              /* an allocation failed; the text is cut */
 } srv_buf_t;
 
-/* Start an empty buffer whose blocks are charged to `site`. */
+/* Start an empty buffer whose blocks are charged to `site`
+ * (SRV_MEM_OUTSIDE: the C library's heap). */
 void srv_buf_init(srv_buf_t *b, const lab_site_t *site);
 /* Make room for `more` bytes; SRV_ENOMEM (and b->failed) on failure. */
 int srv_buf_reserve(srv_buf_t *b, size_t more);

@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/counters.h"
 #include "core/err.h"
+#include "core/mem.h"
 #include "core/parse.h"
 #include "http/conns.h"
 #include "http/reqstats.h"
@@ -78,6 +79,7 @@ static void srv__name_sites(void) {
 
 const lab_site_t *srv_http_site(srv_route_t route) {
   if (route < 0 || route >= srv_router_count()) route = SRV_ROUTE_OTHER;
+  if (route != SRV_ROUTE_OTHER && srv_route_has(route, SRV_ROUTE_ADMIN)) return SRV_MEM_OUTSIDE;
   return &srv__resp_sites[route];
 }
 
@@ -158,7 +160,7 @@ static struct MHD_Response *srv__oom_response(const srv_req_t *rq) {
  * done with it. */
 static void srv__queue(srv_req_t *rq, unsigned status, const char *ctype,
                        struct MHD_Response *r) {
-  if (rq->oom_size && status != 503) {
+  if (rq->oom_size) {
     if (r) MHD_destroy_response(r);
     r = srv__oom_response(rq);
     status = 503;
@@ -195,12 +197,13 @@ void srv_http_send(srv_req_t *rq, unsigned status, const char *ctype,
                          "{\"error\":\"out of memory\"}");
     return;
   }
-  lab_detach(buf);
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer_with_free_callback(len, buf,
-                                                         srv__response_free);
+  bool outside = srv_http_site(rq->route) == SRV_MEM_OUTSIDE;
+  if (!outside) lab_detach(buf);
+  struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+      len, buf, outside ? free : srv__response_free);
   if (!r) {
-    lab_free_at(buf, &srv__resp_free_site);
+    if (outside) free(buf);
+    else lab_free_at(buf, &srv__resp_free_site);
     return;
   }
   srv__queue(rq, status, ctype, r);

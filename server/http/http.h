@@ -170,11 +170,15 @@ bool srv_http_query_u64(srv_req_t *rq, const char *key, uint64_t min,
 bool srv_http_authorized(srv_req_t *rq);
 
 /* The call site that response buffers of a route are charged to
- * ("echo.response", ...; "other.response" for an index out of range). */
+ * ("echo.response", ...; "other.response" for an index out of range);
+ * SRV_MEM_OUTSIDE (core/mem.h) for the observer's routes
+ * (SRV_ROUTE_ADMIN): what the observer allocates to answer is never the
+ * watched heap's, so reading it changes nothing it reads. */
 const lab_site_t *srv_http_site(srv_route_t route);
 
-/* Send buf[0..len), a block of the lab heap that MHD now owns: detached
- * from the request scope and freed by MHD's free callback. */
+/* Send buf[0..len), a block MHD now owns, from where srv_http_site says
+ * the route's answers are: detached from the request scope and freed by
+ * MHD's free callback. */
 void srv_http_send(srv_req_t *rq, unsigned status, const char *ctype,
                    char *buf, size_t len);
 /* Send a copy of p[0..len) (MHD copies it; the caller keeps p). */

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/mem.h"
 #include "http/reqstats.h"
 #include "observe/events.h"
 #include "observe/flags.h"
@@ -174,7 +175,7 @@ void srv_jsonapi_flags(srv_req_t *rq) {
                             "<admin token>'");
     return;
   }
-  srv_flags_change_t *c = lab_malloc_named(sizeof *c, "flags.query");
+  srv_flags_change_t *c = srv_mem_alloc(sizeof *c, SRV_MEM_OUTSIDE);
   srv_flags_change_init(c);
   if (rq->method == SRV_M_PATCH) {
     if (srv_http_query_only(rq, NULL))
@@ -192,7 +193,7 @@ void srv_jsonapi_flags(srv_req_t *rq) {
   else
     srv_http_error(rq, 400, "no flags given: POST /api/flags?<name>=<value>");
 out_free_change:
-  lab_free(c);
+  srv_mem_free(c, SRV_MEM_OUTSIDE);
 }
 
 void srv_jsonapi_flags_reset(srv_req_t *rq) {
@@ -250,7 +251,7 @@ void srv_jsonapi_leaks(srv_req_t *rq) {
   /* Leave out this listing's own buffers (sites "leaks.*"). */
   size_t m;
   srv_site_row_t *leaks =
-      srv_sites_merge(true, rq->route, LAB_SITE("leaks.sites"), &m);
+      srv_sites_merge(true, rq->route, SRV_MEM_OUTSIDE, &m);
   if (!leaks) {
     srv_http_error(rq, 500, "out of memory listing the sites");
     return;
@@ -258,7 +259,7 @@ void srv_jsonapi_leaks(srv_req_t *rq) {
   qsort(leaks, m, sizeof *leaks, srv__leak_cmp);
   size_t nstacks = 0;
   srv_stack_row_t *stacks = srv_stacks_collect(SRV_STACKS_BY_LIVE, rq->route,
-                                               LAB_SITE("leaks.stacks"), &nstacks);
+                                               SRV_MEM_OUTSIDE, &nstacks);
 
   lab_stats_t st;
   lab_stats(&st);
@@ -325,8 +326,8 @@ void srv_jsonapi_leaks(srv_req_t *rq) {
   }
   srv_json_end(&j);
   srv_json_end(&j);
-  lab_free(leaks);
-  lab_free(stacks);
+  srv_mem_free(leaks, SRV_MEM_OUTSIDE);
+  srv_mem_free(stacks, SRV_MEM_OUTSIDE);
   srv_http_send_json(rq, 200, &j);
 }
 

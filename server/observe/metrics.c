@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/counters.h"
+#include "core/mem.h"
 #include "core/procfs.h"
 #include "core/shm.h"
 #include "http/reqstats.h"
@@ -54,7 +55,7 @@ static void srv__label1(srv_buf_t *b, const char *name, const char *label,
 static void srv__sites(srv_buf_t *b) {
   size_t m;
   srv_site_row_t *ms = srv_sites_merge(false, SRV_ROUTE_OTHER,
-                                       LAB_SITE("metrics.sites"), &m);
+                                       SRV_MEM_OUTSIDE, &m);
   if (!ms) {
     b->failed = true;
     return;
@@ -85,7 +86,7 @@ static void srv__sites(srv_buf_t *b) {
                      lab_fault_name((lab_fault_t)e), ms[k].errors[e]);
     }
 #undef SRV__MSITE_ROUTE
-  lab_free(ms);
+  srv_mem_free(ms, SRV_MEM_OUTSIDE);
 }
 
 static void srv__requests(srv_buf_t *b) {

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "core/err.h"
+#include "core/mem.h"
 
 /* One distinct address. */
 typedef struct srv__loc {
@@ -87,7 +88,7 @@ static int srv__table(srv__prof_t *pr) {
   const srv_pprof_profile_t *p = pr->p;
   size_t total = 0;
   for (size_t s = 0; s < p->nsamples; s++) total += p->samples[s].depth;
-  pr->locs = lab_try_calloc_at(total + 1, sizeof *pr->locs, pr->site);
+  pr->locs = srv_mem_calloc(total + 1, sizeof *pr->locs, pr->site);
   if (!pr->locs) return SRV_ENOMEM;
   size_t n = 0;
   for (size_t s = 0; s < p->nsamples; s++)
@@ -101,7 +102,7 @@ static int srv__table(srv__prof_t *pr) {
     if (!pr->nlocs || pr->locs[pr->nlocs - 1].pc != pr->locs[i].pc)
       pr->locs[pr->nlocs++] = pr->locs[i];
 
-  pr->maps = lab_try_calloc_at(pr->nlocs + 1, sizeof *pr->maps, pr->site);
+  pr->maps = srv_mem_calloc(pr->nlocs + 1, sizeof *pr->maps, pr->site);
   if (!pr->maps) return SRV_ENOMEM;
   for (size_t i = 0; i < pr->nlocs; i++) {
     srv__loc_t *l = &pr->locs[i];
@@ -146,10 +147,10 @@ static uint64_t srv__map_id(const srv__prof_t *pr, size_t index) {
 }
 
 static void srv__table_free(srv__prof_t *pr) {
-  lab_free_at(pr->locs, pr->site);
-  lab_free_at(pr->maps, pr->site);
-  lab_free_at(pr->fns, pr->site);
-  lab_free_at(pr->strs, pr->site);
+  srv_mem_free(pr->locs, pr->site);
+  srv_mem_free(pr->maps, pr->site);
+  srv_mem_free(pr->fns, pr->site);
+  srv_mem_free(pr->strs, pr->site);
 }
 
 /* ---- Functions and strings, for the proto. ---- */
@@ -184,10 +185,10 @@ static size_t srv__unique(void *base, size_t n, size_t sz,
 static int srv__names(srv__prof_t *pr) {
   size_t nf = 0;
   for (size_t i = 0; i < pr->nlocs; i++) nf += pr->locs[i].frame.ninlined + 1;
-  pr->fns = lab_try_calloc_at(nf + 1, sizeof *pr->fns, pr->site);
+  pr->fns = srv_mem_calloc(nf + 1, sizeof *pr->fns, pr->site);
   /* Each function brings two strings, each sample two, each mapping two. */
   size_t ns = SRV__NFIXED + 2 * nf + 2 * pr->p->nsamples + 2 * pr->nmaps;
-  pr->strs = lab_try_calloc_at(ns + 1, sizeof *pr->strs, pr->site);
+  pr->strs = srv_mem_calloc(ns + 1, sizeof *pr->strs, pr->site);
   if (!pr->fns || !pr->strs) return SRV_ENOMEM;
   nf = ns = 0;
   for (size_t i = 0; i < pr->nlocs; i++) {
@@ -362,13 +363,13 @@ static void srv__proto(const srv__prof_t *pr, srv_buf_t *b, srv_buf_t *s1, srv_b
   if (pr->p->default_sample) srv__field(b, 14, srv__str_id(pr, pr->p->default_sample));
 }
 
-/* ---- gzip, with zlib's state on the lab heap. ---- */
+/* ---- gzip, with zlib's state where the output is (core/mem.h) ---- */
 
 static voidpf srv__zalloc(voidpf site, uInt items, uInt size) {
-  return lab_try_calloc_at(items, size, site);
+  return srv_mem_calloc(items, size, site);
 }
 
-static void srv__zfree(voidpf site, voidpf p) { lab_free_at(p, site); }
+static void srv__zfree(voidpf site, voidpf p) { srv_mem_free(p, site); }
 
 static int srv__gzip(const srv_buf_t *in, srv_buf_t *out) {
   if (in->len > UINT_MAX) return SRV_E2BIG;

@@ -16,8 +16,9 @@
  * profile's period is 1 (space/bytes) and pprof scales nothing. Go's
  * 524288 is its sampling rate and would be wrong here.
  *
- * Everything is allocated on the lab heap at the output buffer's site,
- * zlib's state included, and freed before returning but the output. */
+ * Everything is allocated where the output buffer is (its site, or
+ * outside the lab heap: core/mem.h), zlib's state included, and freed
+ * before returning but the output. */
 #ifndef SRV_PPROF_H
 #define SRV_PPROF_H
 

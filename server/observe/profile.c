@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/mem.h"
 #include "observe/pprof.h"
 #include "observe/stacks.h"
 
@@ -21,6 +22,7 @@ typedef struct srv__wait {
   size_t n0;                /* its rows */
   int64_t t0;               /* when it was taken, unix ns */
   const char *default_sample;
+  const lab_site_t *site;   /* where these blocks are (srv_http_site) */
 } srv__wait_t;
 
 /* Answer the profile: every stack now, less `before` if there is one. */
@@ -31,9 +33,9 @@ static void srv__answer(srv_req_t *rq, const char *default_sample, bool debug,
   size_t n = 0;
   srv_stack_row_t *rows = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &n);
   if (!rows) goto oom;
-  srv_pprof_sample_t *samples = lab_try_calloc_at(n ? n : 1, sizeof *samples, site);
+  srv_pprof_sample_t *samples = srv_mem_calloc(n ? n : 1, sizeof *samples, site);
   if (!samples) {
-    lab_free_at(rows, site);
+    srv_mem_free(rows, site);
     goto oom;
   }
   size_t m = 0;
@@ -67,8 +69,8 @@ static void srv__answer(srv_req_t *rq, const char *default_sample, bool debug,
   srv_buf_t out;
   srv_buf_init(&out, site);
   int err = debug ? srv_pprof_write_text(&p, &out) : srv_pprof_write(&p, &out);
-  lab_free_at(samples, site);
-  lab_free_at(rows, site);
+  srv_mem_free(samples, site);
+  srv_mem_free(rows, site);
   if (err < 0 || out.failed) {
     srv_buf_free(&out);
     srv_http_error(rq, 500, "could not write the profile");
@@ -88,15 +90,16 @@ static void srv__then(srv_req_t *rq) {
   srv__wait_t *w = rq->wait_ctx;
   const lab_site_t *site = srv_http_site(rq->route);
   srv__answer(rq, w->default_sample, false, w->before, w->n0, w->t0);
-  lab_free_at(w->before, site);
-  lab_free_at(w, site);
+  srv_mem_free(w->before, site);
+  srv_mem_free(w, site);
 }
 
 /* The request ended while it waited. */
 static void srv__drop(void *ctx) {
   srv__wait_t *w = ctx;
-  lab_free(w->before);
-  lab_free(w);
+  const lab_site_t *site = w->site;
+  srv_mem_free(w->before, site);
+  srv_mem_free(w, site);
 }
 
 static void srv__profile(srv_req_t *rq, const char *default_sample) {
@@ -120,11 +123,12 @@ static void srv__profile(srv_req_t *rq, const char *default_sample) {
     srv__answer(rq, default_sample, debug, NULL, 0, 0);
     return;
   }
-  /* Charged to the route, so the listing leaves its own blocks out. */
+  /* Outside the lab heap, as the route's answers are (http.h). */
   const lab_site_t *site = srv_http_site(rq->route);
-  srv__wait_t *w = lab_try_calloc_at(1, sizeof *w, site);
+  srv__wait_t *w = srv_mem_calloc(1, sizeof *w, site);
   if (!w) goto oom;
   w->default_sample = default_sample;
+  w->site = site;
   w->t0 = (int64_t)srv_clock_now_ns();
   w->before = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &w->n0);
   if (!w->before) goto oom;
@@ -133,11 +137,11 @@ static void srv__profile(srv_req_t *rq, const char *default_sample) {
   srv_http_error(rq, 503, "%d profiles over time are already waiting, the most "
                           "a worker keeps; ask again when one has answered",
                  SRV_HTTP_WAITS_MAX);
-  lab_free_at(w->before, site);
-  lab_free_at(w, site);
+  srv_mem_free(w->before, site);
+  srv_mem_free(w, site);
   return;
 oom:
-  if (w) lab_free_at(w, site);
+  if (w) srv_mem_free(w, site);
   srv_http_error(rq, 500, "out of memory listing the stacks");
 }
 

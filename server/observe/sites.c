@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/mem.h"
+
 void srv_sites_name(const lab_site_t *site, char *out, size_t cap) {
   if (!cap) return;
   if (!site) {
@@ -43,11 +45,11 @@ srv_site_row_t *srv_sites_merge(bool live_only, srv_route_t skip,
   *n = 0;
   /* Sites registered meanwhile are left for the next call. */
   size_t cap = lab_site_stats(NULL, 0) + 16;
-  lab_site_stats_t *all = lab_try_malloc_at(cap * sizeof *all, site);
-  srv_site_row_t *rows = lab_try_calloc_at(cap, sizeof *rows, site);
+  lab_site_stats_t *all = srv_mem_calloc(cap, sizeof *all, site);
+  srv_site_row_t *rows = srv_mem_calloc(cap, sizeof *rows, site);
   if (!all || !rows) {
-    lab_free_at(all, site);
-    lab_free_at(rows, site);
+    srv_mem_free(all, site);
+    srv_mem_free(rows, site);
     return NULL;
   }
   size_t got = lab_site_stats(all, cap), m = 0;
@@ -71,7 +73,7 @@ srv_site_row_t *srv_sites_merge(bool live_only, srv_route_t skip,
 #undef SRV__SITE_ROW_ADD
     for (int e = 0; e < LAB_FAULT_COUNT; e++) rows[k].errors[e] += all[i].errors[e];
   }
-  lab_free_at(all, site);
+  srv_mem_free(all, site);
   *n = m;
   return rows;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/mem.h"
 #include "observe/symbols.h"
 
 /* ---- the symbolizer of this process, opened on first use ---- */
@@ -45,11 +46,11 @@ srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,
   *n = 0;
   /* Stacks first seen meanwhile are left for the next call. */
   size_t cap = lab_stack_stats(NULL, 0) + 64;
-  lab_stack_stats_t *all = lab_try_malloc_at(cap * sizeof *all, site);
-  srv_stack_row_t *rows = lab_try_malloc_at(cap * sizeof *rows, site);
+  lab_stack_stats_t *all = srv_mem_calloc(cap, sizeof *all, site);
+  srv_stack_row_t *rows = srv_mem_calloc(cap, sizeof *rows, site);
   if (!all || !rows) {
-    lab_free_at(all, site);
-    lab_free_at(rows, site);
+    srv_mem_free(all, site);
+    srv_mem_free(rows, site);
     return NULL;
   }
   size_t got = lab_stack_stats(all, cap), m = 0;
@@ -64,7 +65,7 @@ srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,
     row->route = r;
     srv_sites_name(all[i].site, row->site, sizeof row->site);
   }
-  lab_free_at(all, site);
+  srv_mem_free(all, site);
   /* lab_stack_stats answers in id order already. */
   if (order != SRV_STACKS_BY_ID)
     qsort(rows, m, sizeof *rows, order == SRV_STACKS_BY_LIVE ? srv__by_live : srv__by_allocs);
@@ -153,7 +154,7 @@ void srv_stacks_handle(srv_req_t *rq) {
     return;
   }
   size_t n;
-  srv_stack_row_t *rows = srv_stacks_collect(order, rq->route, LAB_SITE("stacks.rows"), &n);
+  srv_stack_row_t *rows = srv_stacks_collect(order, rq->route, SRV_MEM_OUTSIDE, &n);
   if (!rows) {
     srv_http_error(rq, 500, "out of memory listing the stacks");
     return;
@@ -188,6 +189,6 @@ void srv_stacks_handle(srv_req_t *rq) {
   }
   srv_json_end(&j);
   srv_json_end(&j);
-  lab_free_at(rows, LAB_SITE("stacks.rows"));
+  srv_mem_free(rows, SRV_MEM_OUTSIDE);
   srv_http_send_json(rq, 200, &j);
 }

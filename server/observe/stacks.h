@@ -29,8 +29,9 @@ typedef enum srv_stacks_order {
   SRV_STACKS_BY_ID      /* every stack, by id (for lookups by id) */
 } srv_stacks_order_t;
 
-/* Every stack of the heap, ordered, into a lab heap block charged to
- * `site` that the caller frees (lab_free); *n rows. Rows of route `skip`
+/* Every stack of the heap, ordered, into a block charged to `site`
+ * (SRV_MEM_OUTSIDE: outside the lab heap) that the caller frees
+ * (srv_mem_free); *n rows. Rows of route `skip`
  * are left out (SRV_ROUTE_OTHER: none). NULL (and *n 0) when out of
  * memory. */
 srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,

@@ -3,6 +3,7 @@
  * figures add up to its site's. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,6 +147,84 @@ static void with_stacks_off_each_site_stands_alone(void **state) {
   cJSON_Delete(doc);
 }
 
+/* A body nested 8 deep, arrays and objects as the bits of `shape` say:
+ * each shape parses through its own call stack in cJSON. */
+static void nested_body(unsigned shape, char *out, size_t cap) {
+  size_t n = 0;
+  for (int k = 0; k < 8; k++) n += (size_t)snprintf(out + n, cap - n, (shape >> k & 1) ? "[" : "{\"k\":");
+  n += (size_t)snprintf(out + n, cap - n, "\"leaf\"");
+  for (int k = 7; k >= 0; k--) n += (size_t)snprintf(out + n, cap - n, (shape >> k & 1) ? "]" : "}");
+}
+
+/* Reads of the observer, in a loop, until told to stop. */
+typedef struct reader {
+  srv_t conn;
+  _Atomic int stop;
+  unsigned reads, failed;
+  _Atomic unsigned reads_done; /* reads, as the other thread sees them */
+} reader_t;
+
+static void *read_listings(void *arg) {
+  reader_t *rd = arg;
+  rd->conn.curl = curl_easy_init();
+  static const char *const paths[] = {"/api/stacks?top=100000", "/debug/pprof/heap",
+                                      "/api/leaks?top=1000", "/metrics"};
+  while (!atomic_load(&rd->stop)) {
+    http_resp_t r = http(&rd->conn, "GET", paths[rd->reads % 4], NULL, 0, NULL);
+    if (r.status != 200) rd->failed++;
+    rd->reads++;
+    atomic_store(&rd->reads_done, rd->reads);
+    http_free(&r);
+  }
+  curl_easy_cleanup(rd->conn.curl);
+  return NULL;
+}
+
+static void reading_the_heap_changes_nothing_it_reads(void **state) {
+  (void)state;
+  set_flags(srv, "{\"echo.leak_tree\": 1}");
+  char body[256];
+  for (unsigned shape = 0; shape < 256; shape++) {
+    nested_body(shape, body, sizeof body);
+    http_resp_t r = http(srv, "POST", "/echo", body, -1, NULL);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+  }
+  set_flags(srv, "{\"echo.leak_tree\": 0}");
+  double live = stat_num(srv, "heap/live_bytes");
+  /* The listing's own figures are the heap's, not the heap plus the
+   * listing. */
+  cJSON *doc = http_json(srv, "GET", "/api/stacks?top=100000", NULL, NULL);
+  assert_true(cJSON_GetArraySize(jget(doc, "stacks")) >= 64);
+  assert_int_equal(jnum(doc, "live_bytes"), live);
+  cJSON_Delete(doc);
+  http_resp_t r = http(srv, "GET", "/debug/pprof/heap", NULL, 0, NULL);
+  assert_int_equal(r.status, 200);
+  http_free(&r);
+  assert_int_equal(stat_num(srv, "heap/live_bytes"), live);
+  /* A budget a little above the heap: the reads never push the app over. */
+  char flags[96];
+  snprintf(flags, sizeof flags, "{\"guard.budget_bytes\": %.0f}", live * 1.3);
+  set_flags(srv, flags);
+  reader_t rd = {.conn = *srv};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, read_listings, &rd), 0);
+  /* 400 requests at least, and on until every listing was read twice
+   * (the first read symbolizes, and takes longest). */
+  int sent = 0;
+  for (; sent < 400 || (atomic_load(&rd.reads_done) < 8 && sent < 200000); sent++) {
+    r = http(srv, "POST", "/echo", BODY, -1, NULL);
+    if (r.status != 200) fail_msg("request %d answered %ld: %s", sent, r.status, r.body);
+    http_free(&r);
+  }
+  atomic_store(&rd.stop, 1);
+  pthread_join(t, NULL);
+  print_message("%u reads beside %d requests\n", rd.reads, sent);
+  assert_int_equal(rd.failed, 0);
+  assert_true(rd.reads >= 8);
+  set_flags(srv, "{\"guard.budget_bytes\": 0}");
+}
+
 /* A profile over N seconds asked on a connection of its own. */
 typedef struct waiting {
   srv_t conn;
@@ -198,6 +277,7 @@ int main(void) {
       T(leak_rows_carry_their_sites_stacks_with_file_and_line, on),
       T(stacks_by_allocation_list_what_was_freed_too, on),
       T(with_stacks_off_each_site_stands_alone, off),
+      T(reading_the_heap_changes_nothing_it_reads, on),
       T(a_profile_over_seconds_holds_no_thread_while_it_waits, one),
   };
   return cmocka_run_group_tests_name("server stacks", tests, NULL, NULL);
