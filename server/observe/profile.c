@@ -16,6 +16,33 @@ static int srv__id_cmp(const void *a, const void *b) {
   return x->s.id < y->s.id ? -1 : x->s.id > y->s.id;
 }
 
+/* Blocks without a recorded stack (stacks off, or the table full) are a
+ * one-frame sample at their site, as /api/stacks lists them: the frame's
+ * stand-in address is the site's own record, which no code address can
+ * be, and it is named by the site's function, file and line. */
+typedef struct srv__names {
+  srv_symbols_t *sym;       /* the process's symbolizer */
+  const srv_stack_row_t *rows; /* the rows of sites alone, */
+  size_t n;                 /* ... which come first, by id (lab_stack_stats) */
+} srv__names_t;
+
+static int srv__name(void *ctx, uintptr_t addr, unsigned flags, srv_frame_t *out) {
+  const srv__names_t *nm = ctx;
+  for (size_t i = 0; i < nm->n; i++) {
+    const lab_site_t *site = nm->rows[i].s.site;
+    if (nm->rows[i].s.depth || (uintptr_t)site != addr) continue;
+    memset(out, 0, sizeof *out);
+    out->addr = addr;
+    out->function = site->func && site->func[0] ? site->func : nm->rows[i].site;
+    out->file = srv_sites_file(site);
+    out->line = site->line;
+    out->module = out->module_path = out->build_id = "";
+    out->flags = SRV_FRAME_FUNCTION | (site->line ? SRV_FRAME_LINE : 0);
+    return 0;
+  }
+  return srv_pprof_symbols(nm->sym, addr, flags, out);
+}
+
 /* A profile over N seconds, between its two snapshots. */
 typedef struct srv__wait {
   srv_stack_row_t *before;  /* the first snapshot, by id */
@@ -34,42 +61,50 @@ static void srv__answer(srv_req_t *rq, const char *default_sample, bool debug,
   srv_stack_row_t *rows = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &n);
   if (!rows) goto oom;
   srv_pprof_sample_t *samples = srv_mem_calloc(n ? n : 1, sizeof *samples, site);
-  if (!samples) {
+  uintptr_t *stand = srv_mem_calloc(n ? n : 1, sizeof *stand, site);
+  if (!samples || !stand) {
+    srv_mem_free(samples, site);
+    srv_mem_free(stand, site);
     srv_mem_free(rows, site);
     goto oom;
   }
+  size_t alone = 0;
+  while (alone < n && !rows[alone].s.depth) alone++;
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
     const srv_stack_row_t *r = &rows[i];
     const srv_stack_row_t *b = before ? bsearch(r, before, n0, sizeof *before, srv__id_cmp) : NULL;
     srv_pprof_sample_t *s = &samples[m];
-    s->addrs = r->s.frames;
-    s->depth = r->s.depth;
+    /* A site alone: one frame, the site's stand-in (srv__name). */
+    stand[i] = (uintptr_t)r->s.site;
+    s->addrs = r->s.depth ? r->s.frames : &stand[i];
+    s->depth = r->s.depth ? r->s.depth : 1;
     s->alloc_objects = (int64_t)r->s.total_allocs - (b ? (int64_t)b->s.total_allocs : 0);
     s->alloc_space = (int64_t)r->s.total_bytes - (b ? (int64_t)b->s.total_bytes : 0);
     s->inuse_objects = (int64_t)r->s.live_blocks - (b ? (int64_t)b->s.live_blocks : 0);
     s->inuse_space = (int64_t)r->s.live_bytes - (b ? (int64_t)b->s.live_bytes : 0);
     s->route = r->route != SRV_ROUTE_OTHER ? srv_route_path(r->route) : NULL;
     s->site = r->site;
-    /* A difference keeps only what moved; a stack of depth 0 (stacks
-     * off) has no address for pprof and is left out. */
-    if (!s->depth || (before && !s->alloc_objects && !s->inuse_objects)) continue;
+    /* A difference keeps only what moved. */
+    if (before && !s->alloc_objects && !s->inuse_objects) continue;
     m++;
   }
   int64_t now = (int64_t)srv_clock_now_ns();
+  srv__names_t names = {sym, rows, alone};
   srv_pprof_profile_t p = {
       .samples = samples,
       .nsamples = m,
       .time_nanos = before ? t0 : now,
       .duration_nanos = before ? now - t0 : 0,
       .default_sample = default_sample,
-      .symbolize = srv_pprof_symbols,
-      .symbolize_ctx = sym,
+      .symbolize = srv__name,
+      .symbolize_ctx = &names,
   };
   srv_buf_t out;
   srv_buf_init(&out, site);
   int err = debug ? srv_pprof_write_text(&p, &out) : srv_pprof_write(&p, &out);
   srv_mem_free(samples, site);
+  srv_mem_free(stand, site);
   srv_mem_free(rows, site);
   if (err < 0 || out.failed) {
     srv_buf_free(&out);

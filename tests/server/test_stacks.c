@@ -147,6 +147,24 @@ static void with_stacks_off_each_site_stands_alone(void **state) {
   cJSON_Delete(doc);
 }
 
+/* Every live byte is in the heap profile, with stacks or without (a
+ * block without a stack is a one-frame sample at its site). */
+static void the_heap_profile_holds_every_live_byte(void **state) {
+  (void)state;
+  set_flags(srv, "{\"echo.leak_tree\": 1}");
+  repeat(srv, 5, "POST", "/echo", BODY, 200);
+  double live = stat_num(srv, "heap/live_bytes"), blocks = stat_num(srv, "heap/live_blocks");
+  http_resp_t r = http(srv, "GET", "/debug/pprof/heap?debug=1", NULL, 0, NULL);
+  assert_int_equal(r.status, 200);
+  unsigned long long objects = 0, bytes = 0;
+  assert_int_equal(sscanf(r.body, "heap profile: %llu: %llu", &objects, &bytes), 2);
+  assert_true(live > 0);
+  assert_int_equal(bytes, live);
+  assert_int_equal(objects, blocks);
+  assert_non_null(strstr(r.body, "site=echo.tree"));
+  http_free(&r);
+}
+
 /* A body nested 8 deep, arrays and objects as the bits of `shape` say:
  * each shape parses through its own call stack in cJSON. */
 static void nested_body(unsigned shape, char *out, size_t cap) {
@@ -278,6 +296,8 @@ int main(void) {
       T(stacks_by_allocation_list_what_was_freed_too, on),
       T(with_stacks_off_each_site_stands_alone, off),
       T(reading_the_heap_changes_nothing_it_reads, on),
+      T(the_heap_profile_holds_every_live_byte, on),
+      T(the_heap_profile_holds_every_live_byte, off),
       T(a_profile_over_seconds_holds_no_thread_while_it_waits, one),
   };
   return cmocka_run_group_tests_name("server stacks", tests, NULL, NULL);
