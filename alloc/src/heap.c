@@ -373,10 +373,13 @@ size_t lab_site_stats(lab_site_stats_t *out, size_t max) {
   return n - 1;
 }
 
-size_t lab_stack_stats(lab_stack_stats_t *out, size_t max) {
+/* Stacks from id `first` on into out[0..max); how many there are (all, or
+ * with `stop`, only those filled); *last: the id of the last one filled. */
+static size_t lab__stack_stats_from(uint32_t first, lab_stack_stats_t *out, size_t max,
+                                    bool stop, uint32_t *last) {
   uint32_t n = lab__site_limit(), ntraces = lab__trace_limit();
   size_t k = 0;
-  for (uint32_t id = 1; id < ntraces; id = lab__origin_next(id, n)) {
+  for (uint32_t id = first; id < ntraces; id = lab__origin_next(id, n)) {
     lab__sum_t sum = {0};
     lab__origin_sum(id, &sum);
     bool any = sum.allocs;
@@ -389,10 +392,24 @@ size_t lab_stack_stats(lab_stack_stats_t *out, size_t max) {
       s->site = lab__site_at(lab__origin_site((uint16_t)id));
       s->frames = lab__trace_frames((uint16_t)id, &s->depth);
       LAB__SUM_TO(s, sum);
+      *last = id;
+    } else if (stop) {
+      break;
     }
     k++;
   }
   return k;
+}
+
+size_t lab_stack_stats(lab_stack_stats_t *out, size_t max) {
+  uint32_t last;
+  return lab__stack_stats_from(1, out, max, false, &last);
+}
+
+size_t lab_stack_stats_next(uint32_t *cursor, lab_stack_stats_t *out, size_t max) {
+  if (!max) return 0;
+  uint32_t first = *cursor ? lab__origin_next(*cursor, lab__site_limit()) : 1;
+  return lab__stack_stats_from(first, out, max, true, cursor);
 }
 
 const uintptr_t *lab_stack_frames(uint32_t id, uint32_t *depth) {

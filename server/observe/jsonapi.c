@@ -258,8 +258,8 @@ void srv_jsonapi_leaks(srv_req_t *rq) {
   }
   qsort(leaks, m, sizeof *leaks, srv__leak_cmp);
   size_t nstacks = 0;
-  srv_stack_row_t *stacks = srv_stacks_collect(SRV_STACKS_BY_LIVE, rq->route,
-                                               SRV_MEM_OUTSIDE, &nstacks);
+  srv_stack_row_t *stacks = srv_stacks_collect(SRV_STACKS_BY_LIVE, rq->route, 0,
+                                               SRV_MEM_OUTSIDE, &nstacks, NULL);
 
   lab_stats_t st;
   lab_stats(&st);

@@ -58,7 +58,7 @@ static void srv__answer(srv_req_t *rq, const char *default_sample, bool debug,
   srv_symbols_t *sym = srv_stacks_symbols();
   const lab_site_t *site = srv_http_site(rq->route);
   size_t n = 0;
-  srv_stack_row_t *rows = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &n);
+  srv_stack_row_t *rows = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, 0, site, &n, NULL);
   if (!rows) goto oom;
   srv_pprof_sample_t *samples = srv_mem_calloc(n ? n : 1, sizeof *samples, site);
   uintptr_t *stand = srv_mem_calloc(n ? n : 1, sizeof *stand, site);
@@ -165,7 +165,7 @@ static void srv__profile(srv_req_t *rq, const char *default_sample) {
   w->default_sample = default_sample;
   w->site = site;
   w->t0 = (int64_t)srv_clock_now_ns();
-  w->before = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, site, &w->n0);
+  w->before = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, 0, site, &w->n0, NULL);
   if (!w->before) goto oom;
   /* The second snapshot comes after the wait, which holds no thread. */
   if (srv_http_wait(rq, seconds * 1000u, srv__then, srv__drop, w) == SRV_OK) return;

@@ -2,6 +2,7 @@
 #include "observe/stacks.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,35 +42,92 @@ static int srv__by_allocs(const void *a, const void *b) {
   return srv__most_first(x->s.total_bytes, y->s.total_bytes, x, y);
 }
 
-srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip,
-                                    const lab_site_t *site, size_t *n) {
+/* Whether row x ranks after y in this order. */
+static bool srv__after(srv_stacks_order_t order, const srv_stack_row_t *x,
+                       const srv_stack_row_t *y) {
+  return (order == SRV_STACKS_BY_LIVE ? srv__by_live(x, y) : srv__by_allocs(x, y)) > 0;
+}
+
+/* Keep the `top` first rows as a heap whose root ranks last. */
+static void srv__sift_down(srv_stacks_order_t order, srv_stack_row_t *h, size_t m, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, w = i;
+    if (l < m && srv__after(order, &h[l], &h[w])) w = l;
+    if (r < m && srv__after(order, &h[r], &h[w])) w = r;
+    if (w == i) return;
+    srv_stack_row_t t = h[i];
+    h[i] = h[w];
+    h[w] = t;
+    i = w;
+  }
+}
+
+static void srv__sift_up(srv_stacks_order_t order, srv_stack_row_t *h, size_t i) {
+  while (i > 0) {
+    size_t up = (i - 1) / 2;
+    if (!srv__after(order, &h[i], &h[up])) return;
+    srv_stack_row_t t = h[i];
+    h[i] = h[up];
+    h[up] = t;
+    i = up;
+  }
+}
+
+#define SRV__PIECE 64 /* stacks read from the heap at a time */
+
+srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip, size_t top,
+                                    const lab_site_t *site, size_t *n, size_t *total) {
   *n = 0;
-  /* Stacks first seen meanwhile are left for the next call. */
-  size_t cap = lab_stack_stats(NULL, 0) + 64;
-  lab_stack_stats_t *all = srv_mem_calloc(cap, sizeof *all, site);
-  srv_stack_row_t *rows = srv_mem_calloc(cap, sizeof *rows, site);
-  if (!all || !rows) {
-    srv_mem_free(all, site);
-    srv_mem_free(rows, site);
-    return NULL;
+  if (total) *total = 0;
+  if (order == SRV_STACKS_BY_ID || !top) top = SIZE_MAX;
+  lab_stack_stats_t *piece = srv_mem_calloc(SRV__PIECE, sizeof *piece, site);
+  size_t cap = 0, m = 0, matched = 0;
+  srv_stack_row_t *rows = NULL;
+  if (!piece) return NULL;
+  uint32_t cursor = 0;
+  size_t got;
+  while ((got = lab_stack_stats_next(&cursor, piece, SRV__PIECE)) > 0) {
+    for (size_t i = 0; i < got; i++) {
+      const lab_stack_stats_t *st = &piece[i];
+      if (!st->site) continue;
+      if (order == SRV_STACKS_BY_LIVE && !st->live_blocks) continue;
+      srv_route_t r = srv_route_of_site(st->site->name);
+      if (skip != SRV_ROUTE_OTHER && r == skip) continue;
+      matched++;
+      srv_stack_row_t row = {.s = *st, .route = r};
+      if (m == top) {
+        /* Full: only a row that ranks before the last kept one enters. */
+        if (!srv__after(order, &rows[0], &row)) continue;
+        srv_sites_name(st->site, row.site, sizeof row.site);
+        rows[0] = row;
+        srv__sift_down(order, rows, m, 0);
+        continue;
+      }
+      if (m == cap) {
+        size_t want = cap ? 2 * cap : 256;
+        if (want > top) want = top;
+        srv_stack_row_t *more = srv_mem_realloc(rows, want * sizeof *rows, site);
+        if (!more) {
+          srv_mem_free(rows, site);
+          srv_mem_free(piece, site);
+          return NULL;
+        }
+        rows = more;
+        cap = want;
+      }
+      srv_sites_name(st->site, row.site, sizeof row.site);
+      rows[m++] = row;
+      if (order != SRV_STACKS_BY_ID) srv__sift_up(order, rows, m - 1);
+    }
   }
-  size_t got = lab_stack_stats(all, cap), m = 0;
-  if (got > cap) got = cap;
-  for (size_t i = 0; i < got; i++) {
-    if (!all[i].site) continue;
-    if (order == SRV_STACKS_BY_LIVE && !all[i].live_blocks) continue;
-    srv_route_t r = srv_route_of_site(all[i].site->name);
-    if (skip != SRV_ROUTE_OTHER && r == skip) continue;
-    srv_stack_row_t *row = &rows[m++];
-    row->s = all[i];
-    row->route = r;
-    srv_sites_name(all[i].site, row->site, sizeof row->site);
-  }
-  srv_mem_free(all, site);
-  /* lab_stack_stats answers in id order already. */
+  srv_mem_free(piece, site);
+  if (!rows) rows = srv_mem_calloc(1, sizeof *rows, site);
+  if (!rows) return NULL;
+  /* lab_stack_stats_next answers in id order already. */
   if (order != SRV_STACKS_BY_ID)
     qsort(rows, m, sizeof *rows, order == SRV_STACKS_BY_LIVE ? srv__by_live : srv__by_allocs);
   *n = m;
+  if (total) *total = matched;
   return rows;
 }
 
@@ -153,8 +211,8 @@ void srv_stacks_handle(srv_req_t *rq) {
     srv_http_error(rq, 400, "order must be 'live' or 'allocs', not '%.40s'", o);
     return;
   }
-  size_t n;
-  srv_stack_row_t *rows = srv_stacks_collect(order, rq->route, SRV_MEM_OUTSIDE, &n);
+  size_t n, total;
+  srv_stack_row_t *rows = srv_stacks_collect(order, rq->route, top, SRV_MEM_OUTSIDE, &n, &total);
   if (!rows) {
     srv_http_error(rq, 500, "out of memory listing the stacks");
     return;
@@ -169,7 +227,7 @@ void srv_stacks_handle(srv_req_t *rq) {
   srv_json_u64(&j, "live_blocks", st.live_blocks);
   srv_json_str(&j, "order", order == SRV_STACKS_BY_LIVE ? "live" : "allocs");
   srv_json_u64(&j, "depth", lab_stack_depth());
-  srv_json_u64(&j, "stacks_total", n);
+  srv_json_u64(&j, "stacks_total", total);
   srv_json_u64(&j, "stacks_dropped", lab_stack_dropped());
   srv_json_arr(&j, "stacks");
   for (size_t k = 0; k < n && k < top; k++) {

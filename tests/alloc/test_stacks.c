@@ -264,6 +264,30 @@ static void an_unknown_stack_id_has_no_frames(void **state) {
   (void)by_id;
 }
 
+static void the_stacks_read_in_pieces_are_the_stacks_read_at_once(void **state) {
+  (void)state;
+  void *p[8];
+  for (int i = 0; i < 8; i++) p[i] = i % 2 ? path_a(16 + (size_t)i) : path_b(16 + (size_t)i);
+  snap();
+  assert_true(nall >= 2);
+  static lab_stack_stats_t piece[3];
+  uint32_t cursor = 0;
+  size_t seen = 0, got;
+  while ((got = lab_stack_stats_next(&cursor, piece, 3)) > 0) {
+    assert_true(got <= 3);
+    for (size_t k = 0; k < got; k++, seen++) {
+      assert_true(seen < nall);
+      assert_int_equal(piece[k].id, all[seen].id);
+      assert_int_equal(piece[k].live_bytes, all[seen].live_bytes);
+      assert_ptr_equal(piece[k].frames, all[seen].frames);
+    }
+    assert_int_equal(cursor, piece[got - 1].id);
+  }
+  assert_int_equal(seen, nall);
+  assert_int_equal(lab_stack_stats_next(&cursor, piece, 0), 0);
+  for (int i = 0; i < 8; i++) lab_free(p[i]);
+}
+
 static void settings_that_cannot_change_once_running_are_refused(void **state) {
   (void)state;
   lab_config_t c = {.stack_depth = LAB_STACK_DEPTH_MAX + 1};
@@ -287,6 +311,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(an_unknown_stack_id_has_no_frames),
       cmocka_unit_test(the_tables_walk_the_same_frames_as_libunwind),
       cmocka_unit_test(threads_meeting_the_same_stacks_share_them),
+      cmocka_unit_test(the_stacks_read_in_pieces_are_the_stacks_read_at_once),
       cmocka_unit_test(settings_that_cannot_change_once_running_are_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

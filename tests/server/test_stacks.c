@@ -243,6 +243,39 @@ static void reading_the_heap_changes_nothing_it_reads(void **state) {
   set_flags(srv, "{\"guard.budget_bytes\": 0}");
 }
 
+/* The first N of a listing are the first N of the whole, in both orders,
+ * and both say how many stacks there are in all. */
+static void a_short_listing_is_the_head_of_the_whole_one(void **state) {
+  (void)state;
+  set_flags(srv, "{\"echo.leak_tree\": 0.5}");
+  char body[256];
+  for (unsigned shape = 0; shape < 200; shape++) {
+    nested_body(shape * 7u, body, sizeof body);
+    http_resp_t r = http(srv, "POST", "/echo", body, -1, NULL);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+  }
+  set_flags(srv, "{\"echo.leak_tree\": 0}");
+  static const char *const orders[] = {"live", "allocs"};
+  for (int o = 0; o < 2; o++) {
+    char path[64];
+    snprintf(path, sizeof path, "/api/stacks?top=100000&order=%s", orders[o]);
+    cJSON *all = http_json(srv, "GET", path, NULL, NULL);
+    snprintf(path, sizeof path, "/api/stacks?top=7&order=%s", orders[o]);
+    cJSON *head = http_json(srv, "GET", path, NULL, NULL);
+    int nall = cJSON_GetArraySize(jget(all, "stacks"));
+    assert_true(nall > 20);
+    assert_int_equal(jnum(all, "stacks_total"), nall);
+    assert_int_equal(jnum(head, "stacks_total"), nall);
+    assert_int_equal(cJSON_GetArraySize(jget(head, "stacks")), 7);
+    for (int i = 0; i < 7; i++)
+      assert_int_equal(jnum(cJSON_GetArrayItem(jget(head, "stacks"), i), "id"),
+                       jnum(cJSON_GetArrayItem(jget(all, "stacks"), i), "id"));
+    cJSON_Delete(all);
+    cJSON_Delete(head);
+  }
+}
+
 /* A profile over N seconds asked on a connection of its own. */
 typedef struct waiting {
   srv_t conn;
@@ -297,6 +330,7 @@ int main(void) {
       T(with_stacks_off_each_site_stands_alone, off),
       T(reading_the_heap_changes_nothing_it_reads, on),
       T(the_heap_profile_holds_every_live_byte, on),
+      T(a_short_listing_is_the_head_of_the_whole_one, on),
       T(the_heap_profile_holds_every_live_byte, off),
       T(a_profile_over_seconds_holds_no_thread_while_it_waits, one),
   };

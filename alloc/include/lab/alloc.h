@@ -332,6 +332,11 @@ typedef struct lab_stack_stats {
  * ever allocated (sites alone first, then stacks in the order first seen)
  * and return how many there are, which may exceed max. */
 size_t lab_stack_stats(lab_stack_stats_t *out, size_t max);
+/* The same in pieces, for a reader whose memory must not grow with the
+ * table: fill out[0..max) with the stacks after *cursor (0: from the
+ * first), in the same order, move *cursor past the last one filled, and
+ * return how many were filled (0: no more). */
+size_t lab_stack_stats_next(uint32_t *cursor, lab_stack_stats_t *out, size_t max);
 /* The frames of stack `id` (NULL and *depth 0 for a site alone or an
  * unknown id). */
 const uintptr_t *lab_stack_frames(uint32_t id, uint32_t *depth);
