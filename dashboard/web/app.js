@@ -194,7 +194,7 @@ function addSample(s) {
 /* ---- charts ---- */
 
 const MARK_COLOURS = {flags: "#7b1fa2", recycle: "#2e7d32", shed: "#b26a00", crash: "#c62828",
-                      conns: "#455a64"};
+                      conns: "#455a64", oom: "#ad1457", hung: "#6d4c41"};
 
 function markersPlugin() {
   return {
@@ -742,6 +742,10 @@ const SCENARIOS = [
    story: "The blob handler frees its buffer twice. With glibc this corrupts the allocator or aborts; the lab heap sees that the block is already free, skips the second free and reports both the allocating and the freeing site. The server keeps serving."},
   {id: "recycling", title: "Recycling saves the day", flags: {"echo.leak_tree": 1, "guard.recycle_rss_bytes": 64 * MiB},
    story: "The tree leak is back, but now the supervisor replaces the worker whenever its RSS passes 64 MiB. The new worker starts on the same socket before the old one drains, so no request fails. RSS saws up and down: a process that exits leaks nothing, because the OS takes back its whole address space."},
+  {id: "leak-kills", title: "The leak that kills", flags: {"echo.leak_tree": 1, "worker.memory_limit_bytes": 96 * MiB},
+   story: "The tree leak, with no guard, on a worker whose heap may map at most 96 MiB (worker.memory_limit_bytes: a small machine, made on purpose). Live bytes climb to the limit; then the heap refuses to grow: /echo answers 503 \u201cout of memory\u201d naming the size and the site, each refusal is an oom event (the pink marks), and the page goes on answering from a reserve kept for the observer. Where the code cannot take a NULL (GET /blob, as a C program's xmalloc) the worker dies with exit status 3; the supervisor says it ran out of memory (a red mark) and starts a fresh one, and the climb begins again."},
+  {id: "leak-contained", title: "The same leak, recycled in time", flags: {"echo.leak_tree": 1, "worker.memory_limit_bytes": 96 * MiB, "guard.recycle_rss_bytes": 80 * MiB},
+   story: "The same leak and the same 96 MiB limit, with recycling at 80 MiB of RSS: the supervisor replaces the worker before its heap reaches the limit, the successor serving before the old one drains. No request fails, no oom event, no crash: only green recycle marks on a saw-tooth."},
   {id: "exit-frees-all", title: "A process that exits leaks nothing", flags: {"echo.leak_tree": 1},
    story: "The tree leak runs with no guard: live bytes and RSS climb. Now press \u201cReplace the worker now\u201d. A new worker starts on the same socket, the old one drains and exits, and live bytes and RSS drop back to where a fresh worker starts, at once: when a process exits the OS takes back its whole address space, every page it leaked included."},
   {id: "scopes", title: "Scopes as request pools", flags: {"echo.leak_tree": 1, "guard.request_scope": true},

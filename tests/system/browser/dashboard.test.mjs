@@ -255,6 +255,54 @@ test("a process that exits leaks nothing: the page's control replaces a leaking 
   await page.click("#reset");
 });
 
+test("the leak that kills: requests fail with out of memory, the page marks it, and a worker that dies is replaced", async () => {
+  await page.click('[data-scenario="leak-kills"]');
+  await waitFor("the scenario's story", async () => (await page.textContent("#story")).includes("96 MiB"));
+  const gen0 = (await json("/api/stats")).worker.generation;
+  // A leak fast enough to reach the limit in seconds: eight clients,
+  // trees of a hundred objects, until /echo is refused (bounded).
+  const body = JSON.stringify(Array.from({length: 100}, (_, i) => ({k: "value" + i, n: i, t: [i, i + 1]})));
+  let refused = null, sent = 0;
+  const client = async () => {
+    while (!refused && sent++ < 40000) {
+      const r = await fetch(base + "/echo", {method: "POST", body});
+      const text = await r.text();
+      if (r.status === 503) refused = JSON.parse(text);
+      else assert.equal(r.status, 200, text);
+    }
+  };
+  await Promise.all(Array.from({length: 8}, client));
+  assert.ok(refused, `no refusal after ${sent} requests`);
+  assert.match(refused.error, /out of memory: the heap refused \d+ bytes at echo\./);
+  // The observer answers, and the page marks the refusals.
+  const st = await json("/api/stats");
+  assert.ok(st.guards.oom_refusals > 0);
+  assert.ok(st.heap.mapped_bytes <= 96 * 1024 * 1024);
+  await waitFor("an oom marker on the charts", () =>
+    page.evaluate(() => window.leaklabStore.markers.some((m) => m.type === "oom")));
+  await waitFor("the oom event in the table", async () =>
+    /out of memory: the heap refused/.test(await page.textContent("#events")));
+  // A block that cannot fail: the worker dies, and the next one serves.
+  await fetch(base + "/blob?size=1048576").then((r) => r.arrayBuffer()).catch(() => {});
+  const next = await waitFor("the next worker", async () => {
+    const s = await json("/api/stats").catch(() => null);
+    return s && s.worker.generation > gen0 && s.worker.serving && s;
+  }, 20000);
+  const ev = await json("/api/events?since=0&limit=4096");
+  assert.ok(ev.events.some((e) => e.type === "crash" && /ran out of memory/.test(e.message)),
+            JSON.stringify(ev.events.filter((e) => e.type === "crash")));
+  await waitFor("a crash marker on the charts", () =>
+    page.evaluate(() => window.leaklabStore.markers.some((m) => m.type === "crash")));
+  await waitFor("the summary to show the new worker", async () =>
+    (await page.textContent("#summary")).includes(`worker #${next.worker.generation}`));
+  mkdirSync(ARTIFACTS, {recursive: true});
+  await page.screenshot({path: join(ARTIFACTS, "dashboard-leak-kills.png")});
+  await page.click("#reset");
+  await waitFor("the limit off again", async () =>
+    (await json("/api/flags")).flags.find((f) => f.name === "worker.memory_limit_bytes").value === 0);
+  assert.deepEqual(consoleErrors, []);
+});
+
 test("the page is readable at phone width", async () => {
   await page.setViewportSize({width: 390, height: 844});
   await sleep(300);
