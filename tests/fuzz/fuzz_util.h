@@ -72,7 +72,7 @@ static inline void fuzz_setup(void) {
 /* For the flag parsers: every flag the server registers, as it registers
  * them (the demo's faults, then the guards). */
 static inline void fuzz_setup_flags(void) {
-  if (srv_faults_register() || srv_guards_register())
+  if (srv_faults_register() || srv_guards_register(0))
     fuzz_fail("registering the flags failed");
 }
 
