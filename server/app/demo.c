@@ -156,6 +156,7 @@ void srv_demo_session(srv_req_t *rq) {
         srv_parse_utf8(user, sizeof user, u->valuestring, strlen(u->valuestring));
       cJSON_Delete(doc);
     }
+    if (srv_faults_hit(SRV_FAULT_session_deadlock)) srv_session_count_locked_twice();
     bool unbounded = srv_faults_hit(SRV_FAULT_session_unbounded_cache);
     if (srv_session_create(user, unbounded, &v)) {
       srv_http_error(rq, 500, "out of memory creating a session");

@@ -47,6 +47,14 @@
     "pile up at site session.entry, still reachable, so a leak checker "     \
     "sees no leak; turning it off evicts back to the bound",                 \
     "a logical leak: a cache that grows without bound")                     \
+  X(session_deadlock, "session.deadlock",                                   \
+    "POST /session holds the session cache's lock and calls the function "   \
+    "that counts the sessions, which takes the lock again: the thread "      \
+    "waits for itself forever, and every later POST /session waits behind " \
+    "it. The heap sees nothing; the worker's heartbeat, dated from when "   \
+    "the stuck handler began, goes stale, and the supervisor replaces the "  \
+    "worker after --worker-timeout (a hung event)",                          \
+    "a lock taken twice: a deadlock, which looks like a hung worker")        \
   X(blob_free_early, "blob.free_early",                                     \
     "GET /blob frees its buffer before sending it and then writes its "      \
     "trailer into it: the body shows the heap's free poison (0xDD) and the " \

@@ -130,6 +130,14 @@ bool srv_session_get(const char *id, srv_session_view_t *out) {
   return found;
 }
 
+void srv_session_count_locked_twice(void) {
+  pthread_mutex_lock(&srv__lock);
+  /* The mistake: a function that locks, called with the lock held. */
+  size_t n = srv_session_count();
+  pthread_mutex_unlock(&srv__lock);
+  (void)n;
+}
+
 size_t srv_session_count(void) {
   pthread_mutex_lock(&srv__lock);
   size_t n = srv__n;

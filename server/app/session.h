@@ -28,6 +28,10 @@ int srv_session_create(const char *user, bool unbounded,
 bool srv_session_get(const char *id, srv_session_view_t *out);
 /* Entries in the cache now. */
 size_t srv_session_count(void);
+/* The mistake of session.deadlock: hold the cache's lock and ask for the
+ * count, which takes the lock again. The thread waits for itself; this
+ * never returns. */
+void srv_session_count_locked_twice(void);
 /* Bytes one entry takes on the heap. */
 size_t srv_session_entry_bytes(void);
 /* Free every entry and the table (at shutdown). */

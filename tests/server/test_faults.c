@@ -347,6 +347,9 @@ static void with_every_fault_at_half_rate_the_server_keeps_serving(void **state)
   int faults = 0;
   cJSON_ArrayForEach(f, jget(flags, "flags")) {
     if (strcmp(jget(f, "kind")->valuestring, "fault")) continue;
+    /* Every memory mistake; not the deadlock, which stops its thread for
+     * good by design and has the watchdog's test (server_recycle). */
+    if (!strcmp(jget(f, "name")->valuestring, "session.deadlock")) continue;
     cJSON_AddNumberToObject(all, jget(f, "name")->valuestring, 0.5);
     faults++;
   }

@@ -547,6 +547,51 @@ static void a_worker_killed_again_and_again_under_load_is_always_replaced(void *
   assert_int_equal(srv_stop(s), 0);
 }
 
+/* A request that never leaves its handler (session.deadlock: a lock
+ * taken twice) while the worker's other threads run. The worker is
+ * replaced after --worker-timeout from when the handler began, as a
+ * stopped worker is, not after twice that. */
+static void *post_session(void *arg) {
+  srv_t conn = *(srv_t *)arg;
+  conn.curl = curl_easy_init();
+  http_resp_t r = http(&conn, "POST", "/session", "{\"user\": \"ada\"}", -1, NULL);
+  http_free(&r);
+  curl_easy_cleanup(conn.curl);
+  return NULL;
+}
+
+static void a_request_stuck_in_its_handler_is_replaced_after_the_timeout(void **state) {
+  (void)state;
+#ifdef LEAKLAB_SANITIZED
+  skip(); /* TSan reports the double lock and stops the worker itself */
+#endif
+  static const char *const args[] = {"--worker-timeout", "3", NULL};
+  srv_t *s = srv_start(args, NULL);
+  repeat(s, 3, "POST", "/session", "{\"user\": \"ada\"}", 201);
+  double pid0 = stat_num(s, "worker/pid");
+  uint64_t since = last_event(s);
+  set_flags(s, "{\"session.deadlock\": 1}");
+  pthread_t t;
+  uint64_t t0 = mono_ms();
+  assert_int_equal(pthread_create(&t, NULL, post_session, s), 0);
+  double pid1 = next_worker(s, pid0, 600, 20);
+  uint64_t took = mono_ms() - t0;
+  print_message("replaced %llu ms after the request entered its handler\n",
+                (unsigned long long)took);
+  assert_true(pid1 != pid0);
+  /* 3 s of timeout, a heartbeat and a supervisor tick, and a handover;
+   * not 3 s for the heartbeat to stop and 3 s more after it. */
+  assert_true(took >= 3000);
+  assert_true(took < 5000);
+  pthread_join(t, NULL);
+  char msg[256] = "";
+  for (int i = 0; i < 200 && events_of(s, since, "hung", msg, sizeof msg) < 2; i++) sleep_ms(10);
+  if (!strstr(msg, "replaced by worker")) fail_msg("hung event: %s", msg);
+  set_flags(s, "{\"session.deadlock\": 0}");
+  repeat(s, 3, "POST", "/session", "{\"user\": \"ada\"}", 201);
+  assert_int_equal(srv_stop(s), 0);
+}
+
 /* A worker whose heartbeat stops only while it is stopped is not
  * replaced when it comes back in time. */
 static void a_worker_stopped_shorter_than_the_timeout_is_kept(void **state) {
@@ -624,6 +669,7 @@ int main(void) {
       cmocka_unit_test_setup(sigterm_under_load_stops_the_supervisor_and_its_worker, start),
       cmocka_unit_test(a_stopped_worker_is_replaced_within_the_worker_timeout),
       cmocka_unit_test(a_hung_worker_whose_successors_fail_is_replaced_once_one_starts),
+      cmocka_unit_test(a_request_stuck_in_its_handler_is_replaced_after_the_timeout),
       cmocka_unit_test(a_worker_stopped_shorter_than_the_timeout_is_kept),
       cmocka_unit_test(a_worker_killed_again_and_again_under_load_is_always_replaced),
       cmocka_unit_test(single_process_is_one_process_and_does_not_recycle),
