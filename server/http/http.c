@@ -421,7 +421,6 @@ static void srv__dispatch(srv_req_t *rq) {
 static pthread_mutex_t srv__wait_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t srv__wait_cond;
 static srv_req_t *srv__waits[SRV_HTTP_WAITS_MAX]; /* NULL: free */
-static unsigned srv__nwaits;
 static pthread_t srv__waiter;
 static bool srv__waiter_on, srv__waiter_stop;
 
@@ -439,7 +438,6 @@ static void *srv__waiter_main(void *arg) {
       if (!rq) continue;
       if (all || rq->wake_ns <= now) {
         srv__waits[i] = NULL;
-        srv__nwaits--;
         rq->woken = true;
         MHD_resume_connection(rq->conn);
       } else if (rq->wake_ns < next) {
@@ -478,7 +476,7 @@ static void srv__waiter_join(void) {
   srv__waiter_on = false;
 }
 
-int srv_http_wait(srv_req_t *rq, uint64_t ms, void (*then)(srv_req_t *rq),
+int srv_http_wait(srv_req_t *rq, uint64_t ms, srv_route_fn then,
                   void (*drop)(void *ctx), void *ctx) {
   pthread_mutex_lock(&srv__wait_lock);
   int slot = -1;
@@ -496,19 +494,11 @@ int srv_http_wait(srv_req_t *rq, uint64_t ms, void (*then)(srv_req_t *rq),
   /* Suspended before the clock can resume it. */
   MHD_suspend_connection(rq->conn);
   srv__waits[slot] = rq;
-  srv__nwaits++;
   pthread_cond_signal(&srv__wait_cond);
   pthread_mutex_unlock(&srv__wait_lock);
   /* Not a request arriving slowly: the deadline's clock stops. */
   srv_conns_answering(rq->cn);
   return SRV_OK;
-}
-
-unsigned srv_http_waiting(void) {
-  pthread_mutex_lock(&srv__wait_lock);
-  unsigned n = srv__nwaits;
-  pthread_mutex_unlock(&srv__wait_lock);
-  return n;
 }
 
 /* A wait whose time came: run its `then`, once. */
@@ -526,10 +516,7 @@ static void srv__wait_end(srv_req_t *rq) {
   if (!rq->then) return;
   pthread_mutex_lock(&srv__wait_lock);
   for (int i = 0; i < SRV_HTTP_WAITS_MAX; i++)
-    if (srv__waits[i] == rq) {
-      srv__waits[i] = NULL;
-      srv__nwaits--;
-    }
+    if (srv__waits[i] == rq) srv__waits[i] = NULL;
   pthread_mutex_unlock(&srv__wait_lock);
   if (rq->drop) rq->drop(rq->wait_ctx);
   rq->then = NULL;

@@ -59,8 +59,8 @@ typedef struct srv_req {
   size_t oom_size;          /* an allocation of this many bytes was refused
                                while it ran (0: none): it answers 503 */
   char oom_site[48];        /* ... at this site */
-  void (*then)(struct srv_req *rq); /* waiting (srv_http_wait): what runs
-                               when the wait ends, or NULL */
+  srv_route_fn then;        /* waiting (srv_http_wait): what runs when
+                               the wait ends, or NULL */
   void (*drop)(void *ctx);  /* ... or frees wait_ctx if it never runs */
   void *wait_ctx;           /* the waiting handler's state */
   uint64_t wake_ns;         /* monotonic time the wait ends */
@@ -104,10 +104,8 @@ void srv_http_note_oom(size_t size, const char *site);
  * If the request ends first, drop(ctx) runs instead (drop may be NULL).
  * SRV_EBUSY, changing nothing, when SRV_HTTP_WAITS_MAX requests already
  * wait: the handler then answers (503) itself. */
-int srv_http_wait(srv_req_t *rq, uint64_t ms, void (*then)(srv_req_t *rq),
+int srv_http_wait(srv_req_t *rq, uint64_t ms, srv_route_fn then,
                   void (*drop)(void *ctx), void *ctx);
-/* Requests waiting now. */
-unsigned srv_http_waiting(void);
 
 /* Make the HTTP layer's blocks in the shared region and register its
  * counters; before the first fork. SRV_ENOMEM. */

@@ -59,31 +59,32 @@ static uint64_t srv__events_put(srv_event_t *ev) {
   return seq;
 }
 
-void srv_events_log(srv_event_type_t type, const char *fmt, ...) {
-  srv_event_t ev;
-  memset(&ev, 0, sizeof ev);
-  ev.type = type;
-  ev.kind = -1;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(ev.text, sizeof ev.text, fmt, ap);
-  va_end(ap);
-  srv__events_put(&ev);
-}
-
-void srv_events_log_at(srv_event_type_t type, const lab_site_t *site, size_t size,
-                       const char *fmt, ...) {
+/* A lifecycle event, about a block of `size` bytes at `site` if any. */
+static void srv__events_vlog(srv_event_type_t type, const lab_site_t *site, size_t size,
+                             const char *fmt, va_list ap) {
   srv_event_t ev;
   memset(&ev, 0, sizeof ev);
   ev.type = type;
   ev.kind = -1;
   ev.size = size;
   srv_sites_name(site, ev.site, sizeof ev.site);
+  vsnprintf(ev.text, sizeof ev.text, fmt, ap);
+  srv__events_put(&ev);
+}
+
+void srv_events_log(srv_event_type_t type, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(ev.text, sizeof ev.text, fmt, ap);
+  srv__events_vlog(type, NULL, 0, fmt, ap);
   va_end(ap);
-  srv__events_put(&ev);
+}
+
+void srv_events_log_at(srv_event_type_t type, const lab_site_t *site, size_t size,
+                       const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  srv__events_vlog(type, site, size, fmt, ap);
+  va_end(ap);
 }
 
 /* The heap's subscriber: runs on the thread that caught the fault. */

@@ -248,18 +248,15 @@ void srv_jsonapi_leaks(srv_req_t *rq) {
   if (!srv_http_query_only(rq, allowed) ||
       !srv_http_query_u64(rq, "top", 1, 4096, &top))
     return;
-  /* Leave out this listing's own buffers (sites "leaks.*"). */
   size_t m;
-  srv_site_row_t *leaks =
-      srv_sites_merge(true, rq->route, SRV_MEM_OUTSIDE, &m);
+  srv_site_row_t *leaks = srv_sites_merge(true, &m);
   if (!leaks) {
     srv_http_error(rq, 500, "out of memory listing the sites");
     return;
   }
   qsort(leaks, m, sizeof *leaks, srv__leak_cmp);
   size_t nstacks = 0;
-  srv_stack_row_t *stacks = srv_stacks_collect(SRV_STACKS_BY_LIVE, rq->route, 0,
-                                               SRV_MEM_OUTSIDE, &nstacks, NULL);
+  srv_stack_row_t *stacks = srv_stacks_collect(SRV_STACKS_BY_LIVE, 0, &nstacks, NULL);
 
   lab_stats_t st;
   lab_stats(&st);

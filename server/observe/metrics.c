@@ -54,8 +54,7 @@ static void srv__label1(srv_buf_t *b, const char *name, const char *label,
 /* Per-site figures merged by site name. */
 static void srv__sites(srv_buf_t *b) {
   size_t m;
-  srv_site_row_t *ms = srv_sites_merge(false, SRV_ROUTE_OTHER,
-                                       SRV_MEM_OUTSIDE, &m);
+  srv_site_row_t *ms = srv_sites_merge(false, &m);
   if (!ms) {
     b->failed = true;
     return;

@@ -22,7 +22,7 @@ static int srv__id_cmp(const void *a, const void *b) {
  * be, and it is named by the site's function, file and line. */
 typedef struct srv__names {
   srv_symbols_t *sym;       /* the process's symbolizer */
-  const srv_stack_row_t *rows; /* the rows of sites alone, */
+  const srv_stack_row_t *rows; /* the rows of sites alone (depth 0), */
   size_t n;                 /* ... which come first, by id (lab_stack_stats) */
 } srv__names_t;
 
@@ -30,7 +30,7 @@ static int srv__name(void *ctx, uintptr_t addr, unsigned flags, srv_frame_t *out
   const srv__names_t *nm = ctx;
   for (size_t i = 0; i < nm->n; i++) {
     const lab_site_t *site = nm->rows[i].s.site;
-    if (nm->rows[i].s.depth || (uintptr_t)site != addr) continue;
+    if ((uintptr_t)site != addr) continue;
     memset(out, 0, sizeof *out);
     out->addr = addr;
     out->function = site->func && site->func[0] ? site->func : nm->rows[i].site;
@@ -49,27 +49,25 @@ typedef struct srv__wait {
   size_t n0;                /* its rows */
   int64_t t0;               /* when it was taken, unix ns */
   const char *default_sample;
-  const lab_site_t *site;   /* where these blocks are (srv_http_site) */
 } srv__wait_t;
 
 /* Answer the profile: every stack now, less `before` if there is one. */
 static void srv__answer(srv_req_t *rq, const char *default_sample, bool debug,
                         srv_stack_row_t *before, size_t n0, int64_t t0) {
   srv_symbols_t *sym = srv_stacks_symbols();
-  const lab_site_t *site = srv_http_site(rq->route);
   size_t n = 0;
-  srv_stack_row_t *rows = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, 0, site, &n, NULL);
+  srv_stack_row_t *rows = srv_stacks_collect(SRV_STACKS_BY_ID, 0, &n, NULL);
   if (!rows) goto oom;
-  srv_pprof_sample_t *samples = srv_mem_calloc(n ? n : 1, sizeof *samples, site);
-  uintptr_t *stand = srv_mem_calloc(n ? n : 1, sizeof *stand, site);
-  if (!samples || !stand) {
-    srv_mem_free(samples, site);
-    srv_mem_free(stand, site);
-    srv_mem_free(rows, site);
-    goto oom;
-  }
   size_t alone = 0;
   while (alone < n && !rows[alone].s.depth) alone++;
+  srv_pprof_sample_t *samples = srv_mem_calloc(n ? n : 1, sizeof *samples, SRV_MEM_OUTSIDE);
+  uintptr_t *stand = srv_mem_calloc(n ? n : 1, sizeof *stand, SRV_MEM_OUTSIDE);
+  if (!samples || !stand) {
+    srv_mem_free(samples, SRV_MEM_OUTSIDE);
+    srv_mem_free(stand, SRV_MEM_OUTSIDE);
+    srv_mem_free(rows, SRV_MEM_OUTSIDE);
+    goto oom;
+  }
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
     const srv_stack_row_t *r = &rows[i];
@@ -101,11 +99,11 @@ static void srv__answer(srv_req_t *rq, const char *default_sample, bool debug,
       .symbolize_ctx = &names,
   };
   srv_buf_t out;
-  srv_buf_init(&out, site);
+  srv_buf_init(&out, srv_http_site(rq->route));
   int err = debug ? srv_pprof_write_text(&p, &out) : srv_pprof_write(&p, &out);
-  srv_mem_free(samples, site);
-  srv_mem_free(stand, site);
-  srv_mem_free(rows, site);
+  srv_mem_free(samples, SRV_MEM_OUTSIDE);
+  srv_mem_free(stand, SRV_MEM_OUTSIDE);
+  srv_mem_free(rows, SRV_MEM_OUTSIDE);
   if (err < 0 || out.failed) {
     srv_buf_free(&out);
     srv_http_error(rq, 500, "could not write the profile");
@@ -120,21 +118,19 @@ oom:
   srv_http_error(rq, 500, "out of memory listing the stacks");
 }
 
+/* Free a wait's state: after its answer, or when the request ended
+ * while it waited. */
+static void srv__drop(void *ctx) {
+  srv__wait_t *w = ctx;
+  srv_mem_free(w->before, SRV_MEM_OUTSIDE);
+  srv_mem_free(w, SRV_MEM_OUTSIDE);
+}
+
 /* The wait is over (srv_http_wait): answer the difference. */
 static void srv__then(srv_req_t *rq) {
   srv__wait_t *w = rq->wait_ctx;
-  const lab_site_t *site = srv_http_site(rq->route);
   srv__answer(rq, w->default_sample, false, w->before, w->n0, w->t0);
-  srv_mem_free(w->before, site);
-  srv_mem_free(w, site);
-}
-
-/* The request ended while it waited. */
-static void srv__drop(void *ctx) {
-  srv__wait_t *w = ctx;
-  const lab_site_t *site = w->site;
-  srv_mem_free(w->before, site);
-  srv_mem_free(w, site);
+  srv__drop(w);
 }
 
 static void srv__profile(srv_req_t *rq, const char *default_sample) {
@@ -158,25 +154,21 @@ static void srv__profile(srv_req_t *rq, const char *default_sample) {
     srv__answer(rq, default_sample, debug, NULL, 0, 0);
     return;
   }
-  /* Outside the lab heap, as the route's answers are (http.h). */
-  const lab_site_t *site = srv_http_site(rq->route);
-  srv__wait_t *w = srv_mem_calloc(1, sizeof *w, site);
+  srv__wait_t *w = srv_mem_calloc(1, sizeof *w, SRV_MEM_OUTSIDE);
   if (!w) goto oom;
   w->default_sample = default_sample;
-  w->site = site;
   w->t0 = (int64_t)srv_clock_now_ns();
-  w->before = srv_stacks_collect(SRV_STACKS_BY_ID, rq->route, 0, site, &w->n0, NULL);
+  w->before = srv_stacks_collect(SRV_STACKS_BY_ID, 0, &w->n0, NULL);
   if (!w->before) goto oom;
   /* The second snapshot comes after the wait, which holds no thread. */
   if (srv_http_wait(rq, seconds * 1000u, srv__then, srv__drop, w) == SRV_OK) return;
   srv_http_error(rq, 503, "%d profiles over time are already waiting, the most "
                           "a worker keeps; ask again when one has answered",
                  SRV_HTTP_WAITS_MAX);
-  srv_mem_free(w->before, site);
-  srv_mem_free(w, site);
+  srv__drop(w);
   return;
 oom:
-  if (w) srv_mem_free(w, site);
+  if (w) srv__drop(w);
   srv_http_error(rq, 500, "out of memory listing the stacks");
 }
 

@@ -40,8 +40,8 @@ void srv_sites_errors_json(srv_json_t *j, const char *key,
   srv_json_end(j);
 }
 
-srv_site_row_t *srv_sites_merge(bool live_only, srv_route_t skip,
-                                const lab_site_t *site, size_t *n) {
+srv_site_row_t *srv_sites_merge(bool live_only, size_t *n) {
+  const lab_site_t *site = SRV_MEM_OUTSIDE;
   *n = 0;
   /* Sites registered meanwhile are left for the next call. */
   size_t cap = lab_site_stats(NULL, 0) + 16;
@@ -57,7 +57,6 @@ srv_site_row_t *srv_sites_merge(bool live_only, srv_route_t skip,
   for (size_t i = 0; i < got; i++) {
     if (!all[i].site || (live_only && !all[i].live_blocks)) continue;
     srv_route_t r = srv_route_of_site(all[i].site->name);
-    if (skip != SRV_ROUTE_OTHER && r == skip) continue;
     char name[SRV_NAME_MAX];
     srv_sites_name(all[i].site, name, sizeof name);
     size_t k = 0;

@@ -35,13 +35,11 @@ void srv_sites_name(const lab_site_t *site, char *out, size_t cap);
 const char *srv_sites_file(const lab_site_t *site);
 /* The last part of a path ("echo.c" for "server/app/echo.c"). */
 const char *srv_sites_basename(const char *path);
-/* Every site merged by name, in the order first seen, into a lab heap
- * block charged to `site` that the caller frees (lab_free); *n rows.
- * With live_only, names with no live block are left out; rows of route
- * `skip` are left out (SRV_ROUTE_OTHER: none). NULL (and *n 0) when out
- * of memory. */
-srv_site_row_t *srv_sites_merge(bool live_only, srv_route_t skip,
-                                const lab_site_t *site, size_t *n);
+/* Every site merged by name, in the order first seen, into a block
+ * outside the lab heap (core/mem.h) that the caller frees (srv_mem_free
+ * with SRV_MEM_OUTSIDE); *n rows. With live_only, names with no live
+ * block are left out. NULL (and *n 0) when out of memory. */
+srv_site_row_t *srv_sites_merge(bool live_only, size_t *n);
 
 /* Write the nonzero fault counts as the JSON object `key` ({"double_free":
  * 2, ...}). */

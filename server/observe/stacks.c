@@ -75,8 +75,9 @@ static void srv__sift_up(srv_stacks_order_t order, srv_stack_row_t *h, size_t i)
 
 #define SRV__PIECE 64 /* stacks read from the heap at a time */
 
-srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip, size_t top,
-                                    const lab_site_t *site, size_t *n, size_t *total) {
+srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, size_t top, size_t *n,
+                                    size_t *total) {
+  const lab_site_t *site = SRV_MEM_OUTSIDE;
   *n = 0;
   if (total) *total = 0;
   if (order == SRV_STACKS_BY_ID || !top) top = SIZE_MAX;
@@ -92,7 +93,6 @@ srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip, 
       if (!st->site) continue;
       if (order == SRV_STACKS_BY_LIVE && !st->live_blocks) continue;
       srv_route_t r = srv_route_of_site(st->site->name);
-      if (skip != SRV_ROUTE_OTHER && r == skip) continue;
       matched++;
       srv_stack_row_t row = {.s = *st, .route = r};
       if (m == top) {
@@ -212,7 +212,7 @@ void srv_stacks_handle(srv_req_t *rq) {
     return;
   }
   size_t n, total;
-  srv_stack_row_t *rows = srv_stacks_collect(order, rq->route, top, SRV_MEM_OUTSIDE, &n, &total);
+  srv_stack_row_t *rows = srv_stacks_collect(order, top, &n, &total);
   if (!rows) {
     srv_http_error(rq, 500, "out of memory listing the stacks");
     return;
@@ -230,7 +230,7 @@ void srv_stacks_handle(srv_req_t *rq) {
   srv_json_u64(&j, "stacks_total", total);
   srv_json_u64(&j, "stacks_dropped", lab_stack_dropped());
   srv_json_arr(&j, "stacks");
-  for (size_t k = 0; k < n && k < top; k++) {
+  for (size_t k = 0; k < n; k++) {
     const srv_stack_row_t *r = &rows[k];
     srv_json_obj(&j, NULL);
     srv_json_u64(&j, "id", r->s.id);

@@ -29,15 +29,14 @@ typedef enum srv_stacks_order {
   SRV_STACKS_BY_ID      /* every stack, by id (for lookups by id) */
 } srv_stacks_order_t;
 
-/* The heap's stacks into a block charged to `site` (SRV_MEM_OUTSIDE:
- * outside the lab heap) that the caller frees (srv_mem_free); *n rows:
- * every stack by id (SRV_STACKS_BY_ID), or the `top` first in the order
- * (0: all). The table is read in pieces, so the memory a listing takes
- * grows with the rows it returns, not with the table. Rows of route
- * `skip` are left out (SRV_ROUTE_OTHER: none). *total (may be NULL): the
+/* The heap's stacks into a block outside the lab heap (core/mem.h) that
+ * the caller frees (srv_mem_free with SRV_MEM_OUTSIDE); *n rows: every
+ * stack by id (SRV_STACKS_BY_ID), or the `top` first in the order (0:
+ * all). The table is read in pieces, so the memory a listing takes grows
+ * with the rows it returns, not with the table. *total (may be NULL): the
  * stacks that matched, kept or not. NULL (and *n 0) when out of memory. */
-srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, srv_route_t skip, size_t top,
-                                    const lab_site_t *site, size_t *n, size_t *total);
+srv_stack_row_t *srv_stacks_collect(srv_stacks_order_t order, size_t top, size_t *n,
+                                    size_t *total);
 /* Write a stack's frames as the JSON array `key`, innermost first: each
  * frame {function, file, line, module, address, inlined}; a stack of
  * depth 0 is its site alone, one frame. */

@@ -393,8 +393,8 @@ static void srv__tick(srv__sup_t *s) {
   if (serving && now - serving->t_ready >= SRV_SUPER_HEALTHY_MS)
     s->backoff_ms = SRV_SUPER_BACKOFF_MIN_MS;
   if (serving && !serving->hung && srv__missed_beat(s, serving, now)) {
-    /* Replaced as in a recycle, successor first; at the handover it is
-     * killed, since it cannot drain. */
+    /* Replaced as in a recycle, successor first (below, at once); at the
+     * handover it is killed, since it cannot drain. */
     uint64_t beat = atomic_load(srv_workers_beat_of(serving->generation));
     serving->hung = true;
     srv_counter_add(srv__hangs, 1);
@@ -406,16 +406,15 @@ static void srv__tick(srv__sup_t *s) {
     srv_events_log(SRV_EVENT_hung, "%s; %s", why,
                    starting ? "its successor is starting" : "starting a successor");
     fprintf(stderr, "leaklab: %s\n", why);
-    if (!starting && srv__alive(s) < SRV__MAX_WORKERS && srv__spawn(s, why))
-      return;
+    s->recycle_at = now;
   }
   if (serving && serving->hung && !starting && now >= s->recycle_at &&
       srv__alive(s) < SRV__MAX_WORKERS) {
-    /* Its successor failed (it died before it served) or could not be
-     * forked: try again, after the crash-loop backoff, until one serves. */
+    /* Its successor: the first, or, after one that failed (it died before
+     * it served, or could not be forked), the next after the crash-loop
+     * backoff, until one serves. */
     char why[160];
-    snprintf(why, sizeof why, "worker %d is hung and its last successor failed",
-             (int)serving->pid);
+    snprintf(why, sizeof why, "worker %d is hung", (int)serving->pid);
     if (!srv__spawn(s, why)) s->recycle_at = now + s->backoff_ms;
     return;
   }

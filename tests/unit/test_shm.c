@@ -98,8 +98,9 @@ static void a_block_written_in_a_child_process_is_seen_by_its_parent(
   assert_int_equal(atomic_load(word), 0xfeedull);
 }
 
-static void a_lock_held_by_a_process_that_died_is_taken_over(void **state) {
-  (void)state;
+/* A process-shared lock in a fresh region, and a child that takes it and
+ * then dies (stop false) or stops itself, as a hung worker (stop true). */
+static pid_t child_holding(pthread_mutex_t **out, bool stop) {
   assert_int_equal(srv_shm_create(1 << 16), SRV_OK);
   pthread_mutex_t *m = srv_shm_alloc(sizeof *m);
   assert_int_equal(srv_shm_mutex_init(m), SRV_OK);
@@ -108,8 +109,17 @@ static void a_lock_held_by_a_process_that_died_is_taken_over(void **state) {
   assert_true(pid >= 0);
   if (pid == 0) {
     srv_shm_mutex_lock(m);
+    if (stop) raise(SIGSTOP);
     _exit(0); /* dies holding it */
   }
+  *out = m;
+  return pid;
+}
+
+static void a_lock_held_by_a_process_that_died_is_taken_over(void **state) {
+  (void)state;
+  pthread_mutex_t *m;
+  pid_t pid = child_holding(&m, false);
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   srv_shm_mutex_lock(m); /* would hang without the robust recovery */
@@ -120,17 +130,8 @@ static void a_lock_held_by_a_process_that_died_is_taken_over(void **state) {
 
 static void a_lock_held_by_a_stopped_process_is_not_waited_for(void **state) {
   (void)state;
-  assert_int_equal(srv_shm_create(1 << 16), SRV_OK);
-  pthread_mutex_t *m = srv_shm_alloc(sizeof *m);
-  assert_int_equal(srv_shm_mutex_init(m), SRV_OK);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    srv_shm_mutex_lock(m);
-    raise(SIGSTOP); /* a hung worker, holding it */
-    _exit(0);
-  }
+  pthread_mutex_t *m;
+  pid_t pid = child_holding(&m, true);
   int status;
   assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
   assert_true(WIFSTOPPED(status));
